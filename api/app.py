@@ -1,0 +1,47 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api import errors
+from api.routes import alerts, health, indicators, sites, timeseries
+from monitor.settings import Settings
+from monitor.store.db import make_engine, upgrade
+from monitor.store.repository import Store
+from monitor.store.variables import VariableStore
+
+DESCRIPTION = """Heritage Monitor watches Europe's cultural heritage sites with Copernicus data
+(land, atmosphere, climate, emergency), computes heritage risk indicators and raises alerts.
+
+Every value carries its units, provenance and the Copernicus licence attribution of its source.
+Demo data are **synthetic** and labelled so. Errors are `application/problem+json` (RFC 9457)."""
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None, migrate: bool = True) -> FastAPI:
+    """Build the API for these settings (and store, when the caller already has one)."""
+    settings = settings or Settings()
+    if store is None:
+        engine = make_engine(settings.resolved_database_url)
+        if migrate:
+            upgrade(engine)
+        store = Store(engine)
+    app = FastAPI(
+        title="Heritage Monitor",
+        version="0.1.0",
+        description=DESCRIPTION,
+        license_info={"name": "Apache-2.0"},
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.variables = VariableStore(settings.data_dir / "variables")
+    app.state.scheduler = None
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
+        )
+    errors.install(app)
+    for module in (health, sites, indicators, timeseries, alerts):
+        app.include_router(module.router)
+    return app

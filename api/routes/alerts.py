@@ -1,0 +1,80 @@
+"""Alerts: current and past episodes of risk at sites."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+
+import indicators
+from api.deps import PageDep, StoreDep
+from api.errors import ProblemError
+from api.schemas import AlertList, AlertPublic, Link
+from indicators import LEVEL_CODES, LEVELS
+
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+Severity = Literal["low", "moderate", "high", "severe"]
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _titles() -> dict[str, str]:
+    return {s.id: s.title for s in indicators.catalog()}
+
+
+@router.get("/alerts", summary="List alerts", name="list_alerts")
+def list_alerts(
+    request: Request,
+    store: StoreDep,
+    page: PageDep,
+    site: Annotated[str | None, Query(description="Site id")] = None,
+    status: Annotated[Literal["open", "acknowledged", "resolved"] | None, Query()] = None,
+    severity: Annotated[Severity | None, Query(description="Minimum severity")] = None,
+    kind: Annotated[Literal["observed", "forecast", "projected", "system"] | None, Query()] = None,
+    indicator: Annotated[str | None, Query(description="Indicator id")] = None,
+) -> AlertList:
+    """Alerts, newest change first, filtered by site, status, minimum severity, kind and indicator."""
+    rows, total = store.list_alerts(
+        site, status, LEVEL_CODES[severity] if severity else None, kind, indicator, page.limit, page.offset
+    )
+    names = {s.id: s.name for s in store.list_sites()[0]} if rows else {}
+    titles = _titles()
+    base = _base(request)
+    links = [Link(href=str(request.url), rel="self", type="application/json")]
+    if page.offset + len(rows) < total:
+        links.append(
+            Link(href=str(request.url.include_query_params(offset=page.offset + page.limit)), rel="next")
+        )
+    return AlertList(
+        numberMatched=total,
+        numberReturned=len(rows),
+        alerts=[
+            AlertPublic.from_row(r, base, names.get(r.site_id), titles.get(r.indicator_id)) for r in rows
+        ],
+        links=links,
+    )
+
+
+@router.get("/alerts/{alert_id}", summary="One alert with its history")
+def get_alert(alert_id: str, request: Request, store: StoreDep) -> dict:
+    """One alert and its audit trail (every change, who and when)."""
+    row = store.get_alert(alert_id)
+    if row is None:
+        raise ProblemError(404, f"no alert with id {alert_id!r}")
+    site = store.get_site(row.site_id)
+    alert = AlertPublic.from_row(row, _base(request), site.name, _titles().get(row.indicator_id))
+    history = [
+        {
+            "at": e.at,
+            "event": e.event,
+            "level": LEVELS[e.level] if e.level is not None and e.level >= 0 else None,
+            "value": e.value,
+            "period_start": e.period_start,
+            "actor": e.actor,
+            "note": e.note,
+        }
+        for e in store.alert_events(alert_id)
+    ]
+    return {**alert.model_dump(mode="json"), "history": history}

@@ -1,0 +1,21 @@
+"""The indicator catalogue."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+import indicators
+from api.schemas import IndicatorCatalog, IndicatorPublic
+
+router = APIRouter(prefix="/api/v1", tags=["indicators"])
+
+
+@router.get("/indicators", summary="The indicator catalogue")
+def list_indicators() -> IndicatorCatalog:
+    """Every indicator with units, inputs, parameters, materials, risk levels, version and references."""
+    return IndicatorCatalog(indicators=[IndicatorPublic.from_spec(s) for s in indicators.catalog()])
+
+
+@router.get("/indicators/{indicator_id}", summary="One indicator of the catalogue")
+def get_indicator(indicator_id: str) -> IndicatorPublic:
+    return IndicatorPublic.from_spec(indicators.get(indicator_id))

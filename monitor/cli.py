@@ -1,0 +1,354 @@
+"""The `heritage-monitor` command: the composition root that wires sources, store, scheduler and API.
+
+Exit codes: 0 success, 1 partial failure (some sources or features failed), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from monitor.settings import SOURCE_IDS, Settings
+
+app = typer.Typer(
+    help="Heritage Monitor: Copernicus data → heritage risk indicators → alerts and an API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sites_app = typer.Typer(help="Import, list and export heritage sites.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+sources_app = typer.Typer(help="Inspect the Copernicus sources.", no_args_is_help=True)
+app.add_typer(sites_app, name="sites")
+app.add_typer(keys_app, name="keys")
+app.add_typer(sources_app, name="sources")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _context(settings: Settings | None = None):
+    from monitor.pipeline import Pipeline
+    from monitor.store.db import make_engine, upgrade
+    from monitor.store.repository import Store
+    from monitor.store.variables import VariableStore
+
+    settings = settings or Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    store = Store(engine)
+    variables = VariableStore(settings.data_dir / "variables")
+    return settings, store, Pipeline(settings, store, variables)
+
+
+def _parse_sources(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = [s for s in names if s not in SOURCE_IDS]
+    if unknown:
+        raise fail(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(SOURCE_IDS)}")
+    return names
+
+
+def _run_pipeline(pipeline, sources, start, end, site_ids) -> int:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("pipeline", total=None)
+        report = pipeline.run(
+            sources, start, end, site_ids, progress=lambda s: bar.update(task, description=f"source {s}")
+        )
+    table = Table(title="Pipeline passes")
+    for col in ("source", "status", "period", "values written", "alerts raised", "note"):
+        table.add_column(col)
+    for r in report.results:
+        period = f"{r.start} → {r.end}" if r.start else ""
+        table.add_row(r.source, r.status, period, str(r.values_written), str(r.alerts_raised), r.error or "")
+    out.print(table)
+    return 1 if report.failed else 0
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port of the API.", min=1, max=65535)] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Seed and compute, then exit.")] = False,
+) -> None:
+    """Seed the demo sites, compute 30 years of synthetic history, raise alerts and serve the API."""
+    from sites.io import load_demo_sites
+
+    settings = Settings()
+    demo_modes = {s: settings.source_mode(s) for s in SOURCE_IDS}
+    settings, store, pipeline = _context(settings)
+    sites = load_demo_sites()
+    counts = store.upsert_sites(sites)
+    out.print(f"[bold]Heritage Monitor demo[/] — data dir {settings.data_dir.resolve()}")
+    out.print(
+        f"Demo sites: {len(sites)} ({counts.created} new, {counts.updated} updated, "
+        f"{counts.unchanged} unchanged)"
+    )
+    if any(m != "demo" for m in demo_modes.values()):
+        out.print(
+            "[yellow]note:[/] some sources are not in demo mode: "
+            + ", ".join(f"{s}={m}" for s, m in demo_modes.items() if m != "demo")
+        )
+    out.print("[bold yellow]All demo data are SYNTHETIC[/] (a deterministic generator, not Copernicus data).")
+    code = _run_pipeline(pipeline, None, None, None, sites.ids)
+    _print_alert_summary(store)
+    if not store.list_keys():
+        key = store.create_key("demo admin", "admin")
+        out.print(f"Admin API key (shown once, store it now): [bold]{key.secret}[/]")
+    if no_serve:
+        raise typer.Exit(code)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    out.print(f"API: {url}/api/v1/alerts   docs: {url}/docs   health: {url}/health")
+    _serve(settings, host, port, with_scheduler=True)
+
+
+def _print_alert_summary(store) -> None:
+    from indicators import level_name
+
+    rows, total = store.list_alerts(limit=1000)
+    table = Table(title=f"Alerts ({total})")
+    for col in ("site", "indicator", "severity", "status", "onset", "value"):
+        table.add_column(col)
+    for a in [r for r in rows if r.status != "resolved"][:20]:
+        value = "" if a.value is None else f"{a.value:g} {a.units}"
+        table.add_row(a.site_id, a.indicator_id, level_name(a.level), a.status, str(a.onset), value)
+    by_status: dict[str, int] = {}
+    for a in rows:
+        by_status[a.status] = by_status.get(a.status, 0) + 1
+    out.print(table)
+    out.print("Alerts by status: " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none"))
+
+
+def _serve(settings: Settings, host: str, port: int, with_scheduler: bool = False) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    application = create_app(settings)
+    if with_scheduler:
+        from monitor import scheduler
+
+        sched = scheduler.background(settings)
+        application.state.scheduler = sched
+        application.add_event_handler("startup", sched.start)
+        application.add_event_handler("shutdown", lambda: sched.shutdown(wait=False))
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the API only (run any number of replicas; the scheduler runs elsewhere)."""
+    settings, _, _ = _context()
+    _serve(settings, host, port)
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the scheduler: one job per source at its cadence (in the foreground)."""
+    from monitor import scheduler as sched
+
+    settings, _, _ = _context()
+    out.print("scheduler started; Ctrl-C to stop")
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        sched.blocking(settings).start()
+
+
+@app.command()
+def run(
+    source: Annotated[
+        str | None, typer.Option("--source", help="Comma-separated source ids (default: all).")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="First day, YYYY-MM-DD (default: after the watermark).")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD (default: newest available).")] = None,
+    sites: Annotated[
+        str | None, typer.Option("--sites", help="Comma-separated site ids (default: all).")
+    ] = None,
+) -> None:
+    """One pipeline pass: fetch, store variables, compute indicators, raise alerts."""
+    from sites import SiteNotFoundError
+
+    try:
+        start_d = date.fromisoformat(start) if start else None
+        end_d = date.fromisoformat(end) if end else None
+    except ValueError as exc:
+        raise fail(f"dates must be YYYY-MM-DD: {exc}") from None
+    if start_d and end_d and start_d > end_d:
+        raise fail("--start must not be after --end")
+    names = _parse_sources(source)
+    _, _store, pipeline = _context()
+    site_ids = [s.strip() for s in sites.split(",")] if sites else None
+    try:
+        code = _run_pipeline(pipeline, names, start_d, end_d, site_ids)
+    except SiteNotFoundError as exc:
+        raise fail(str(exc)) from None
+    raise typer.Exit(code)
+
+
+@sites_app.command("import")
+def sites_import(
+    path: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage, Shapefile (.shp or .zip) or CSV.")],
+    strict: Annotated[bool, typer.Option("--strict", help="Store nothing if any feature is bad.")] = False,
+) -> None:
+    """Import sites; an id already stored is updated, so re-importing a file changes nothing."""
+    from sites.io import read_sites
+
+    from sites import SiteValidationError
+
+    if not path.exists():
+        raise fail(f"no such file: {path}")
+    try:
+        report = read_sites(path)
+    except SiteValidationError as exc:
+        raise fail(str(exc)) from None
+    for issue in report.warnings:
+        err.print(f"[yellow]warning:[/] {issue}")
+    for issue in report.errors:
+        err.print(f"[red]rejected:[/] {issue}")
+    if strict and report.errors:
+        raise fail(f"{len(report.errors)} bad feature(s); nothing stored (--strict)", 1)
+    _, store, _ = _context()
+    counts = store.upsert_sites(report.sites)
+    out.print(
+        f"{len(report.sites)} valid site(s): {counts.created} created, {counts.updated} updated, "
+        f"{counts.unchanged} unchanged; {len(report.errors)} rejected"
+    )
+    raise typer.Exit(1 if report.errors else 0)
+
+
+@sites_app.command("list")
+def sites_list() -> None:
+    """List registered sites."""
+    _, store, _ = _context()
+    table = Table(title="Sites")
+    for col in ("id", "name", "country", "materials", "buffer (m)"):
+        table.add_column(col)
+    rows, _ = store.list_sites()
+    for s in rows:
+        table.add_row(s.id, s.name, s.country or "", ", ".join(s.materials), f"{s.buffer_m:g}")
+    out.print(table)
+
+
+@sites_app.command("export")
+def sites_export(
+    fmt: Annotated[str, typer.Option("--format", help="geojson or csv")] = "geojson",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout).")] = None,
+) -> None:
+    """Export every registered site."""
+    from sites.io import write_sites
+
+    if fmt not in ("geojson", "csv"):
+        raise fail("--format must be geojson or csv")
+    _, store, _ = _context()
+    data = write_sites(store.list_sites()[0], fmt)
+    if output:
+        output.write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what the key is for.")],
+    role: Annotated[str, typer.Option(help="admin, manager or reader")] = "reader",
+    sites: Annotated[
+        str | None, typer.Option("--sites", help="Sites a manager may edit, comma-separated.")
+    ] = None,
+) -> None:
+    """Create an API key; it is printed once and only its hash is stored."""
+    from monitor.store.repository import ROLES
+
+    if role not in ROLES:
+        raise fail(f"--role must be one of {', '.join(ROLES)}")
+    _, store, _ = _context()
+    key = store.create_key(name, role, [s.strip() for s in sites.split(",")] if sites else [])
+    out.print(f"key id {key.id} ({key.role}); secret, shown once: [bold]{key.secret}[/]")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (never their secrets)."""
+    _, store, _ = _context()
+    table = Table(title="API keys")
+    for col in ("id", "name", "role", "prefix", "sites", "created", "revoked"):
+        table.add_column(col)
+    for k in store.list_keys():
+        table.add_row(
+            k.id,
+            k.name,
+            k.role,
+            k.prefix + "…",
+            ",".join(k.site_ids),
+            str(k.created_at)[:19],
+            str(k.revoked_at)[:19] if k.revoked_at else "",
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (see `keys list`).")]) -> None:
+    """Revoke an API key."""
+    _, store, _ = _context()
+    if not store.revoke_key(key_id):
+        raise fail(f"no live key with id {key_id!r}", 1)
+    out.print(f"revoked {key_id}")
+
+
+@sources_app.command("check")
+def sources_check() -> None:
+    """Per source: mode, path or endpoint, and whether it can run here."""
+    from monitor.sources import SOURCES, SourceError, make_source
+
+    settings = Settings()
+    table = Table(title="Sources")
+    for col in ("source", "family", "mode", "status"):
+        table.add_column(col)
+    worst = 0
+    for source_id, info in SOURCES.items():
+        mode = settings.source_mode(source_id)
+        try:
+            make_source(source_id, settings)
+            status = "ready (synthetic data)" if mode == "demo" else "ready"
+        except SourceError as exc:
+            status, worst = f"unavailable: {exc}", 1
+        table.add_row(source_id, info.family, mode, status)
+    out.print(table)
+    raise typer.Exit(worst)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""The pipeline: source → variable store → indicators → indicator values → alert episodes.
+
+One pass per source. The values, alert changes and watermarks of a pass are written in one database
+transaction, so a pass leaves either the old state or the new one; the Parquet variable store is
+idempotent (merge and atomic replace), so a rerun after a crash repairs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+import indicators
+from indicators import IndicatorSpec
+from monitor.alerts.episodes import AlertRule, evaluate
+from monitor.settings import Settings
+from monitor.sources import SOURCES, SourceError, attribution, make_source
+from monitor.store.repository import Store
+from monitor.store.variables import VariableStore
+from sites import SiteSet
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+
+@dataclass
+class SourceRunResult:
+    """What one pass over one source did."""
+
+    source: str
+    status: str  # ok | failed | up_to_date | skipped
+    run_id: str | None = None
+    start: date | None = None
+    end: date | None = None
+    values_written: int = 0
+    alerts_raised: int = 0
+    error: str | None = None
+
+
+@dataclass
+class PipelineReport:
+    results: list[SourceRunResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[SourceRunResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def values_written(self) -> int:
+        return sum(r.values_written for r in self.results)
+
+    @property
+    def alerts_raised(self) -> int:
+        return sum(r.alerts_raised for r in self.results)
+
+
+def default_end(settings: Settings, source_id: str) -> date:
+    """Newest day a source can deliver now: yesterday for demo data, else today minus its latency."""
+    today = datetime.now(UTC).date()
+    if settings.source_mode(source_id) == "demo":
+        return settings.demo_end or today - timedelta(days=1)
+    return today - timedelta(days=SOURCES[source_id].latency_days)
+
+
+def variable_sources() -> dict[str, str]:
+    """Which source stores each daily variable (the first source that declares it)."""
+    out: dict[str, str] = {}
+    for info in SOURCES.values():
+        for v in info.variables:
+            out.setdefault(v, info.id)
+    return out
+
+
+def period_floor(day: date, freq: str) -> date:
+    """First day of the period (of frequency `freq`) that contains `day`."""
+    if freq == "YS":
+        return date(day.year, 1, 1)
+    if freq == "MS":
+        return date(day.year, day.month, 1)
+    return day
+
+
+class Pipeline:
+    """Runs passes of sources over the registered sites."""
+
+    def __init__(self, settings: Settings, store: Store, variables: VariableStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.variables = variables
+
+    def run(
+        self,
+        sources: Sequence[str] | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        site_ids: Sequence[str] | None = None,
+        progress: Progress | None = None,
+    ) -> PipelineReport:
+        """One pass of each source (default: all daily sources); a failing source does not stop others."""
+        report = PipelineReport()
+        sites = self.store.site_set(site_ids)
+        for source_id in sources or [s for s, i in SOURCES.items() if i.variables]:
+            if progress:
+                progress(source_id)
+            report.results.append(self.run_source(source_id, sites, start, end))
+        return report
+
+    def _window(
+        self, source_id: str, sites: SiteSet, start: date | None, end: date | None
+    ) -> tuple[date, date]:
+        end = end or default_end(self.settings, source_id)
+        if start is None:
+            marks = self.store.watermarks(source_id)
+            if all(s in marks for s in sites.ids):
+                start = min(marks[s] for s in sites.ids) + timedelta(days=1)
+            else:
+                start = date(end.year - self.settings.demo_years + 1, 1, 1)
+        return start, end
+
+    def run_source(
+        self, source_id: str, sites: SiteSet, start: date | None = None, end: date | None = None
+    ) -> SourceRunResult:
+        """Fetch, store and evaluate one source over [start, end] (default: since its watermark)."""
+        if not sites:
+            return SourceRunResult(source_id, "skipped", error="no sites registered")
+        start, end = self._window(source_id, sites, start, end)
+        if start > end:
+            return SourceRunResult(source_id, "up_to_date", start=start, end=end)
+        try:
+            source = make_source(source_id, self.settings)
+        except SourceError as exc:
+            return SourceRunResult(source_id, "skipped", start=start, end=end, error=str(exc))
+        run_id = self.store.start_run(source_id, source.mode, start, end, len(sites))
+        result = SourceRunResult(source_id, "running", run_id, start, end)
+        try:
+            cube = source.fetch(sites, start, end)
+            coverage = cube.get("coverage", None)
+            self.variables.write(source_id, cube.drop_vars("coverage", errors="ignore"))
+            with self.store.session.begin() as session:
+                for spec in self._affected(source_id):
+                    records = self._compute(spec, sites, start, end, coverage)
+                    result.values_written += self.store.upsert_values(session, records)
+                    rule = AlertRule(self.settings.alert_min_level, self.settings.alert_lookback_days)
+                    result.alerts_raised += evaluate(
+                        session, spec, records, sites, rule, self._attribution(cube, source_id, end), end
+                    )
+                self.store.set_watermarks(
+                    session, source_id, sites.ids, end, str(cube.attrs.get("product_version", ""))
+                )
+            result.status = "ok"
+        except (SourceError, OSError, ValueError) as exc:
+            log.warning("source %s failed: %s", source_id, exc)
+            result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+        self.store.finish_run(
+            run_id, result.status, result.values_written, result.alerts_raised, result.error
+        )
+        return result
+
+    @staticmethod
+    def _attribution(cube: xr.Dataset, source_id: str, end: date) -> str:
+        if str(cube.attrs.get("synthetic", "false")).lower() == "true":
+            return (
+                f"SYNTHETIC demo data standing in for {SOURCES[source_id].title}; not Copernicus data. "
+                f"Real data would carry: {attribution(source_id, end.year)}"
+            )
+        return attribution(source_id, end.year)
+
+    @staticmethod
+    def _affected(source_id: str) -> list[IndicatorSpec]:
+        provided = set(SOURCES[source_id].variables)
+        return [s for s in indicators.catalog() if provided & set(s.inputs)]
+
+    def _inputs(self, spec: IndicatorSpec, sites: SiteSet, start: date, end: date) -> xr.Dataset:
+        """The stored inputs of an indicator over whole periods covering [start, end]."""
+        where = variable_sources()
+        first = period_floor(start, spec.freq)
+        parts = []
+        attrs: dict = {}
+        for source_id in sorted({where[v] for v in spec.inputs}):
+            wanted = [v for v in spec.inputs if where[v] == source_id]
+            part = self.variables.read(source_id, sites.ids, first, end, wanted)
+            parts.append(part)
+            for key in ("source", "product", "product_version", "synthetic"):
+                attrs.setdefault(key, []).append(str(part.attrs.get(key, "")))
+        cube = xr.merge(parts, join="outer", compat="override", combine_attrs="drop")
+        cube.attrs = {k: "+".join(dict.fromkeys(v)) for k, v in attrs.items()}
+        return cube
+
+    def _compute(
+        self, spec: IndicatorSpec, sites: SiteSet, start: date, end: date, coverage: xr.DataArray | None
+    ) -> pd.DataFrame:
+        cube = self._inputs(spec, sites, start, end)
+        missing = [v for v in spec.inputs if v not in cube]
+        if missing:
+            return pd.DataFrame()
+        values = indicators.compute(spec.id, cube).transpose("site", "time")
+        codes, decider = indicators.classify_sites(
+            spec,
+            values.values,
+            [sites[s].materials for s in values.site.values],
+            [sites[s].thresholds.get(spec.id) for s in values.site.values],
+        )
+        material_names = np.array([*spec.materials, None], dtype=object)
+        n_sites, n_times = values.shape
+        periods = pd.DatetimeIndex(values.time.values).date
+        cov = (
+            np.repeat(coverage.reindex(site=values.site).values, n_times)
+            if coverage is not None
+            else np.full(n_sites * n_times, np.nan)
+        )
+        synthetic = "true" in cube.attrs.get("synthetic", "").lower()
+        return pd.DataFrame(
+            {
+                "site_id": np.repeat(values.site.values.astype(str), n_times),
+                "indicator_id": spec.id,
+                "period_start": np.tile(periods, n_sites),
+                "freq": spec.freq,
+                "value": values.values.ravel().astype(float),
+                "level": codes.ravel().astype(int),
+                "material": material_names[decider.ravel()],
+                "indicator_version": spec.version,
+                "source": cube.attrs.get("source", ""),
+                "product": cube.attrs.get("product", ""),
+                "product_version": cube.attrs.get("product_version", ""),
+                "synthetic": synthetic,
+                "coverage": cov,
+            }
+        )

@@ -1,0 +1,480 @@
+"""The store: every read and write of the database goes through here, in bulk where it matters."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import pandas as pd
+import shapely
+from sqlalchemy import Engine, and_, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.store.tables import (
+    AlertEventRow,
+    AlertRow,
+    ApiKeyRow,
+    IndicatorValueRow,
+    RunRow,
+    SiteRow,
+    WatermarkRow,
+)
+from sites import Site, SiteNotFoundError, SiteParams, SiteSet
+
+ROLES = ("admin", "manager", "reader")
+VALUE_COLUMNS = (
+    "site_id",
+    "indicator_id",
+    "period_start",
+    "freq",
+    "value",
+    "level",
+    "material",
+    "indicator_version",
+    "source",
+    "product",
+    "product_version",
+    "synthetic",
+    "coverage",
+)
+_BATCH = 5000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """A short, unique, URL-safe id with a type prefix (e.g. `alr_3f9c…`)."""
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+def _insert(session: Session, table):
+    """The dialect's INSERT that supports ON CONFLICT (SQLite and PostgreSQL both do)."""
+    name = session.get_bind().dialect.name
+    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
+
+
+def site_to_row_values(site: Site) -> dict:
+    geom = site.geometry
+    min_lon, min_lat, max_lon, max_lat = geom.bounds
+    return {
+        "id": site.id,
+        "name": site.name,
+        "country": site.country,
+        "heritage_type": site.heritage_type,
+        "materials": list(site.materials),
+        "unesco_id": site.unesco_id,
+        "national_id": site.national_id,
+        "buffer_m": site.buffer_m,
+        "params": site.params.model_dump(),
+        "thresholds": site.thresholds,
+        "geometry_wkb": shapely.to_wkb(geom),
+        "min_lon": min_lon,
+        "min_lat": min_lat,
+        "max_lon": max_lon,
+        "max_lat": max_lat,
+    }
+
+
+def row_to_site(row: SiteRow) -> Site:
+    return Site(
+        id=row.id,
+        name=row.name,
+        geometry=shapely.from_wkb(row.geometry_wkb),
+        buffer_m=row.buffer_m,
+        country=row.country,
+        heritage_type=row.heritage_type,
+        materials=list(row.materials or []),
+        unesco_id=row.unesco_id,
+        national_id=row.national_id,
+        thresholds=dict(row.thresholds or {}),
+        params=SiteParams(**(row.params or {})),
+    )
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    """A freshly created key: `secret` is shown once and never stored."""
+
+    id: str
+    name: str
+    role: str
+    secret: str
+    site_ids: list[str]
+
+
+class Store:
+    """Database access for sites, indicator values, alerts, runs, watermarks and API keys."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.session = sessionmaker(engine, expire_on_commit=False)
+
+    # ---- sites -------------------------------------------------------------------------------------
+    def upsert_sites(self, sites: Iterable[Site], session: Session | None = None) -> UpsertCounts:
+        """Insert new sites and update changed ones; identical sites are left untouched."""
+        own = session is None
+        session = session or self.session()
+        try:
+            created = updated = unchanged = 0
+            now = utcnow()
+            sites = list(sites)
+            existing = {
+                r.id: r for r in session.scalars(select(SiteRow).where(SiteRow.id.in_([s.id for s in sites])))
+            }
+            for site in sites:
+                values = site_to_row_values(site)
+                row = existing.get(site.id)
+                if row is None:
+                    session.add(SiteRow(**values, created_at=now, updated_at=now))
+                    created += 1
+                elif any(getattr(row, k) != v for k, v in values.items()):
+                    for k, v in values.items():
+                        setattr(row, k, v)
+                    row.updated_at = now
+                    updated += 1
+                else:
+                    unchanged += 1
+            if own:
+                session.commit()
+            return UpsertCounts(created, updated, unchanged)
+        finally:
+            if own:
+                session.close()
+
+    def get_site(self, site_id: str) -> Site:
+        with self.session() as s:
+            row = s.get(SiteRow, site_id)
+            if row is None:
+                raise SiteNotFoundError(site_id)
+            return row_to_site(row)
+
+    def site_updated_at(self, site_id: str) -> datetime:
+        with self.session() as s:
+            row = s.get(SiteRow, site_id)
+            if row is None:
+                raise SiteNotFoundError(site_id)
+            return row.updated_at
+
+    def list_sites(
+        self,
+        bbox: tuple[float, float, float, float] | None = None,
+        country: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> tuple[list[Site], int]:
+        """Sites (ordered by id) whose bbox intersects `bbox`, and the number matched before paging."""
+        conds = []
+        if bbox is not None:
+            w, s_, e, n = bbox
+            conds += [SiteRow.max_lon >= w, SiteRow.min_lon <= e, SiteRow.max_lat >= s_, SiteRow.min_lat <= n]
+        if country:
+            conds.append(SiteRow.country == country.upper())
+        where = and_(*conds) if conds else None
+        with self.session() as s:
+            count_q = select(func.count()).select_from(SiteRow)
+            q = select(SiteRow).order_by(SiteRow.id).offset(offset)
+            if where is not None:
+                count_q, q = count_q.where(where), q.where(where)
+            if limit is not None:
+                q = q.limit(limit)
+            total = s.scalar(count_q) or 0
+            return [row_to_site(r) for r in s.scalars(q)], total
+
+    def site_set(self, ids: Sequence[str] | None = None) -> SiteSet:
+        """All sites (or those with these ids) as a SiteSet; unknown ids raise SiteNotFoundError."""
+        sites, _ = self.list_sites()
+        site_set = SiteSet(sites)
+        if ids is None:
+            return site_set
+        for site_id in ids:
+            if site_id not in site_set:
+                raise SiteNotFoundError(site_id)
+        return site_set.subset(ids)
+
+    def delete_site(self, site_id: str) -> None:
+        with self.session.begin() as s:
+            if s.execute(delete(SiteRow).where(SiteRow.id == site_id)).rowcount == 0:
+                raise SiteNotFoundError(site_id)
+
+    # ---- indicator values --------------------------------------------------------------------------
+    def upsert_values(self, session: Session, records: pd.DataFrame) -> int:
+        """Insert or update indicator values in batches; rows whose content did not change are skipped.
+
+        Returns the number of rows inserted or changed.
+        """
+        if records.empty:
+            return 0
+        now = utcnow()
+        table = IndicatorValueRow.__table__
+        written = 0
+        frame = records.loc[:, list(VALUE_COLUMNS)]
+        frame = frame.astype(object).where(frame.notna(), None)
+        rows = frame.to_dict("records")
+        stmt = _insert(session, table)
+        ex = stmt.excluded
+        changed = (
+            table.c.value.is_distinct_from(ex.value)
+            | (table.c.level != ex.level)
+            | table.c.material.is_distinct_from(ex.material)
+            | (table.c.indicator_version != ex.indicator_version)
+            | (table.c.product_version != ex.product_version)
+            | (table.c.source != ex.source)
+            | table.c.coverage.is_distinct_from(ex.coverage)
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["site_id", "indicator_id", "period_start"],
+            set_={c: ex[c] for c in (*VALUE_COLUMNS[3:], "computed_at")},
+            where=changed,
+        ).returning(table.c.id)
+        for i in range(0, len(rows), _BATCH):
+            batch = [r | {"computed_at": now} for r in rows[i : i + _BATCH]]
+            written += len(session.execute(stmt, batch).all())
+        return written
+
+    def series(
+        self,
+        site_ids: Sequence[str],
+        indicator_ids: Sequence[str],
+        start: date | None = None,
+        end: date | None = None,
+    ) -> pd.DataFrame:
+        """Stored values for sites × indicators in [start, end], ordered by site, indicator and period."""
+        t = IndicatorValueRow
+        q = select(*(getattr(t, c) for c in (*VALUE_COLUMNS, "computed_at"))).where(
+            t.site_id.in_(list(site_ids)), t.indicator_id.in_(list(indicator_ids))
+        )
+        if start:
+            q = q.where(t.period_start >= start)
+        if end:
+            q = q.where(t.period_start <= end)
+        q = q.order_by(t.site_id, t.indicator_id, t.period_start)
+        with self.engine.connect() as conn:
+            return pd.read_sql(q, conn)
+
+    def latest_levels(self, site_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """The newest stored value and level of every (site, indicator)."""
+        t = IndicatorValueRow
+        newest = (
+            select(t.site_id, t.indicator_id, func.max(t.period_start).label("period_start"))
+            .group_by(t.site_id, t.indicator_id)
+            .subquery()
+        )
+        q = select(t.site_id, t.indicator_id, t.period_start, t.value, t.level, t.material).join(
+            newest,
+            and_(
+                t.site_id == newest.c.site_id,
+                t.indicator_id == newest.c.indicator_id,
+                t.period_start == newest.c.period_start,
+            ),
+        )
+        if site_ids is not None:
+            q = q.where(t.site_id.in_(list(site_ids)))
+        with self.engine.connect() as conn:
+            return pd.read_sql(q, conn)
+
+    # ---- watermarks --------------------------------------------------------------------------------
+    def watermarks(self, source: str) -> dict[str, date]:
+        with self.session() as s:
+            rows = s.execute(
+                select(WatermarkRow.site_id, WatermarkRow.last_day).where(WatermarkRow.source == source)
+            )
+            return {site_id: last for site_id, last in rows}
+
+    def set_watermarks(
+        self, session: Session, source: str, site_ids: Sequence[str], last_day: date, version: str
+    ):
+        """Move the watermark of these sites forward to `last_day` (never backwards)."""
+        if not site_ids:
+            return
+        table = WatermarkRow.__table__
+        now = utcnow()
+        stmt = _insert(session, table).values(
+            [
+                {
+                    "source": source,
+                    "site_id": sid,
+                    "last_day": last_day,
+                    "product_version": version,
+                    "updated_at": now,
+                }
+                for sid in site_ids
+            ]
+        )
+        ex = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["source", "site_id"],
+            set_={
+                "last_day": ex.last_day,
+                "product_version": ex.product_version,
+                "updated_at": ex.updated_at,
+            },
+            where=table.c.last_day < ex.last_day,
+        )
+        session.execute(stmt)
+
+    # ---- runs --------------------------------------------------------------------------------------
+    def start_run(self, source: str, mode: str, start: date | None, end: date | None, n_sites: int) -> str:
+        run_id = new_id("run")
+        with self.session.begin() as s:
+            s.add(
+                RunRow(
+                    id=run_id,
+                    source=source,
+                    mode=mode,
+                    started_at=utcnow(),
+                    period_start=start,
+                    period_end=end,
+                    sites=n_sites,
+                    status="running",
+                )
+            )
+        return run_id
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        values_written: int = 0,
+        alerts_raised: int = 0,
+        error: str | None = None,
+    ) -> None:
+        with self.session.begin() as s:
+            s.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id)
+                .values(
+                    finished_at=utcnow(),
+                    status=status,
+                    values_written=values_written,
+                    alerts_raised=alerts_raised,
+                    error=error,
+                )
+            )
+
+    def list_runs(
+        self, source: str | None = None, limit: int = 100, offset: int = 0
+    ) -> tuple[list[RunRow], int]:
+        with self.session() as s:
+            q = select(RunRow).order_by(RunRow.started_at.desc())
+            c = select(func.count()).select_from(RunRow)
+            if source:
+                q, c = q.where(RunRow.source == source), c.where(RunRow.source == source)
+            return list(s.scalars(q.limit(limit).offset(offset))), s.scalar(c) or 0
+
+    def freshness(self) -> dict[str, dict]:
+        """Per source: newest data day stored and when the last successful run finished."""
+        with self.session() as s:
+            marks = dict(
+                s.execute(
+                    select(WatermarkRow.source, func.max(WatermarkRow.last_day)).group_by(WatermarkRow.source)
+                )
+            )
+            last_ok = dict(
+                s.execute(
+                    select(RunRow.source, func.max(RunRow.finished_at))
+                    .where(RunRow.status == "ok")
+                    .group_by(RunRow.source)
+                )
+            )
+        return {
+            src: {"newest_data": marks.get(src), "last_successful_run": last_ok.get(src)}
+            for src in sorted(set(marks) | set(last_ok))
+        }
+
+    # ---- alerts ------------------------------------------------------------------------------------
+    def list_alerts(
+        self,
+        site: str | None = None,
+        status: str | None = None,
+        min_level: int | None = None,
+        kind: str | None = None,
+        indicator: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[AlertRow], int]:
+        conds = []
+        if site:
+            conds.append(AlertRow.site_id == site)
+        if status:
+            conds.append(AlertRow.status == status)
+        if min_level is not None:
+            conds.append(AlertRow.level >= min_level)
+        if kind:
+            conds.append(AlertRow.kind == kind)
+        if indicator:
+            conds.append(AlertRow.indicator_id == indicator)
+        with self.session() as s:
+            q = select(AlertRow).order_by(AlertRow.updated_at.desc(), AlertRow.id)
+            c = select(func.count()).select_from(AlertRow)
+            if conds:
+                q, c = q.where(and_(*conds)), c.where(and_(*conds))
+            return list(s.scalars(q.limit(limit).offset(offset))), s.scalar(c) or 0
+
+    def get_alert(self, alert_id: str) -> AlertRow | None:
+        with self.session() as s:
+            return s.get(AlertRow, alert_id)
+
+    def alert_events(self, alert_id: str) -> list[AlertEventRow]:
+        with self.session() as s:
+            q = select(AlertEventRow).where(AlertEventRow.alert_id == alert_id).order_by(AlertEventRow.id)
+            return list(s.scalars(q))
+
+    # ---- API keys ----------------------------------------------------------------------------------
+    def create_key(self, name: str, role: str, site_ids: Sequence[str] = ()) -> NewApiKey:
+        """Create a key; only its SHA-256 hash is stored, the secret is returned once."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
+        secret = "hm_" + secrets.token_urlsafe(32)
+        key_id = new_id("key")
+        with self.session.begin() as s:
+            s.add(
+                ApiKeyRow(
+                    id=key_id,
+                    name=name,
+                    prefix=secret[:10],
+                    key_hash=hash_key(secret),
+                    role=role,
+                    site_ids=list(site_ids),
+                    created_at=utcnow(),
+                )
+            )
+        return NewApiKey(key_id, name, role, secret, list(site_ids))
+
+    def list_keys(self) -> list[ApiKeyRow]:
+        with self.session() as s:
+            return list(s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at)))
+
+    def revoke_key(self, key_id: str) -> bool:
+        with self.session.begin() as s:
+            res = s.execute(
+                update(ApiKeyRow)
+                .where(ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+            return bool(res.rowcount)
+
+    def verify_key(self, secret: str) -> ApiKeyRow | None:
+        """The live key matching a presented secret, or None."""
+        with self.session() as s:
+            row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_key(secret)))
+            if row is None or row.revoked_at is not None:
+                return None
+            return row
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
