@@ -220,9 +220,8 @@ def sites_import(
     strict: Annotated[bool, typer.Option("--strict", help="Store nothing if any feature is bad.")] = False,
 ) -> None:
     """Import sites; an id already stored is updated, so re-importing a file changes nothing."""
-    from sites.io import read_sites
-
     from sites import SiteValidationError
+    from sites.io import read_sites
 
     if not path.exists():
         raise fail(f"no such file: {path}")
@@ -347,6 +346,7 @@ def sources_check() -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pint").setLevel(logging.ERROR)  # xclim redefines units at import: not our concern
     app()
 
 

@@ -18,7 +18,7 @@ import xarray as xr
 
 import indicators
 from indicators import IndicatorSpec
-from monitor.alerts.episodes import AlertRule, evaluate
+from monitor.alerts.episodes import AlertRule, evaluate, period_end
 from monitor.settings import Settings
 from monitor.sources import SOURCES, SourceError, attribution, make_source
 from monitor.store.repository import Store
@@ -179,16 +179,19 @@ class Pipeline:
     def _inputs(self, spec: IndicatorSpec, sites: SiteSet, start: date, end: date) -> xr.Dataset:
         """The stored inputs of an indicator over whole periods covering [start, end]."""
         where = variable_sources()
-        first = period_floor(start, spec.freq)
+        first, last = period_floor(start, spec.freq), period_end(end, spec.freq)
         parts = []
         attrs: dict = {}
         for source_id in sorted({where[v] for v in spec.inputs}):
             wanted = [v for v in spec.inputs if where[v] == source_id]
-            part = self.variables.read(source_id, sites.ids, first, end, wanted)
+            part = self.variables.read(source_id, sites.ids, first, last, wanted)
             parts.append(part)
             for key in ("source", "product", "product_version", "synthetic"):
                 attrs.setdefault(key, []).append(str(part.attrs.get(key, "")))
         cube = xr.merge(parts, join="outer", compat="override", combine_attrs="drop")
+        for part in parts:
+            for name in part.data_vars:
+                cube[name].attrs = dict(part[name].attrs)
         cube.attrs = {k: "+".join(dict.fromkeys(v)) for k, v in attrs.items()}
         return cube
 
@@ -200,6 +203,7 @@ class Pipeline:
         if missing:
             return pd.DataFrame()
         values = indicators.compute(spec.id, cube).transpose("site", "time")
+        values = values.sel(time=slice(None, pd.Timestamp(end)))
         codes, decider = indicators.classify_sites(
             spec,
             values.values,

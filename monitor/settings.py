@@ -82,6 +82,64 @@ class Settings(BaseSettings):
         description="CEMS Rapid Mapping API base URL.",
     )
 
+    # --- land and emergency source tuning (sentinel2, ems_rapid_mapping, egms, clms_land) -------
+    sh_monthly_request_budget: int = Field(
+        10_000,
+        ge=0,
+        description="Sentinel Hub requests allowed per calendar month (CDSE free tier: 10 000); "
+        "counted in `<data dir>/cache/sentinel2/budget.json`.",
+    )
+    sh_max_download_attempts: int = Field(
+        4,
+        ge=1,
+        le=10,
+        description="Sentinel Hub attempts per request on 5xx, timeouts and connection errors.",
+    )
+    sh_download_sleep_seconds: float = Field(
+        5.0, ge=0, description="Sentinel Hub first back-off sleep after a 5xx/timeout (×3 each retry)."
+    )
+    sh_max_rate_limit_retries: int = Field(
+        5,
+        ge=1,
+        le=50,
+        description="Sentinel Hub attempts of one request while it answers 429 Too Many Requests.",
+    )
+    sh_max_retry_after_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="Longest 429 Retry-After honoured; a longer one fails the run as unavailable.",
+    )
+    sh_timeout_seconds: float = Field(
+        120.0, gt=0, description="Sentinel Hub HTTP timeout per request, seconds."
+    )
+    sh_max_threads: int = Field(4, ge=1, le=32, description="Parallel Sentinel Hub requests (one per site).")
+    sentinel2_resolution_m: float = Field(
+        10.0, gt=0, description="Sentinel-2 statistics resolution, metres in the site's UTM zone."
+    )
+    ems_page_size: int = Field(100, ge=1, le=1000, description="Rapid Mapping activations per list page.")
+    ems_max_pages: int = Field(50, ge=1, description="Most Rapid Mapping list pages read per run.")
+    ems_recent_days: int = Field(
+        30, ge=0, description="Closed Rapid Mapping activations updated within this many days are re-checked."
+    )
+    ems_max_attempts: int = Field(
+        4, ge=1, le=10, description="Rapid Mapping attempts per request on 429, 5xx and timeouts."
+    )
+    ems_backoff_seconds: float = Field(
+        2.0, ge=0, description="Rapid Mapping first back-off sleep (doubles each retry; Retry-After wins)."
+    )
+    ems_max_retry_after_seconds: float = Field(
+        120.0, ge=0, description="Longest Rapid Mapping Retry-After honoured; longer fails as unavailable."
+    )
+    ems_timeout_seconds: float = Field(
+        30.0, gt=0, description="Rapid Mapping HTTP timeout per request, seconds."
+    )
+    egms_max_velocity_std: float = Field(
+        1.5, gt=0, description="EGMS quality filter: keep points with mean_velocity_std below this (mm/yr)."
+    )
+    egms_level: Literal["auto", "L2a", "L2b", "L3"] = Field(
+        "auto", description="EGMS product level to use; auto prefers L2b, then L3 (vertical), then L2a."
+    )
+
     # --- demo -----------------------------------------------------------------------------------
     demo_end: date | None = Field(None, description="Last day of demo data; default: yesterday (UTC).")
     demo_years: int = Field(30, ge=1, le=80, description="Years of daily demo history.")

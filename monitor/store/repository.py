@@ -378,18 +378,20 @@ class Store:
     def freshness(self) -> dict[str, dict]:
         """Per source: newest data day stored and when the last successful run finished."""
         with self.session() as s:
-            marks = dict(
-                s.execute(
+            marks = {
+                src: day
+                for src, day in s.execute(
                     select(WatermarkRow.source, func.max(WatermarkRow.last_day)).group_by(WatermarkRow.source)
-                )
-            )
-            last_ok = dict(
-                s.execute(
+                ).all()
+            }
+            last_ok = {
+                src: at
+                for src, at in s.execute(
                     select(RunRow.source, func.max(RunRow.finished_at))
                     .where(RunRow.status == "ok")
                     .group_by(RunRow.source)
-                )
-            )
+                ).all()
+            }
         return {
             src: {"newest_data": marks.get(src), "last_successful_run": last_ok.get(src)}
             for src in sorted(set(marks) | set(last_ok))

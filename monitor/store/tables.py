@@ -21,7 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -128,6 +128,8 @@ class AlertRow(Base):
     false_alarm: Mapped[bool] = mapped_column(Boolean, default=False)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_by: Mapped[str | None] = mapped_column(String(100))
+
+    events: Mapped[list[AlertEventRow]] = relationship(passive_deletes=True, lazy="raise")
 
     __table_args__ = (Index("ix_alerts_episode", "site_id", "indicator_id", "kind", "status"),)
 

@@ -13,7 +13,7 @@ from monitor.store.variables import VariableStore
 from tests.conftest import make_site
 
 SITES = [
-    make_site("athens", 23.7257, 37.9715, materials=["marble"], distance_to_sea_km=None),
+    make_site("athens", 23.7257, 37.9715, materials=["marble"]),
     make_site("krakow", 19.9383, 50.0614, materials=["brick", "limestone"]),
     make_site("bergen", 5.3242, 60.3975, materials=["timber"]),
 ]
