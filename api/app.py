@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from apscheduler.schedulers.base import BaseScheduler
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -19,15 +23,35 @@ Every value carries its units, provenance and the Copernicus licence attribution
 Demo data are **synthetic** and labelled so. Errors are `application/problem+json` (RFC 9457)."""
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None, migrate: bool = True) -> FastAPI:
-    """Build the API for these settings (and store, when the caller already has one)."""
+def create_app(
+    settings: Settings | None = None,
+    store: Store | None = None,
+    migrate: bool = True,
+    scheduler: BaseScheduler | None = None,
+) -> FastAPI:
+    """Build the API for these settings (and store, when the caller already has one).
+
+    With a `scheduler`, the app starts it on startup and stops it on shutdown (the demo's one process).
+    """
     settings = settings or Settings()
     if store is None:
         engine = make_engine(settings.resolved_database_url)
         if migrate:
             upgrade(engine)
         store = Store(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if scheduler is not None:
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None and scheduler.running:
+                scheduler.shutdown(wait=False)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Heritage Monitor",
         version="0.1.0",
         description=DESCRIPTION,
@@ -36,7 +60,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, mig
     app.state.settings = settings
     app.state.store = store
     app.state.variables = VariableStore(settings.data_dir / "variables")
-    app.state.scheduler = None
+    app.state.scheduler = scheduler
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]

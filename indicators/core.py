@@ -136,6 +136,7 @@ class IndicatorSpec:
     provisional: bool = False
     provisional_note: str = ""
     resolve_after: int = 1  # periods below the alert level before an episode resolves by itself
+    history: bool = False  # needs the whole stored record (baselines, percentiles, fitted distributions)
 
     def thresholds_for(self, material: str | None = None, overrides: Mapping[str, float] | None = None):
         """The level scheme for one material (default if none), with per-site overrides applied."""

@@ -40,19 +40,25 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _context(settings: Settings | None = None):
-    from monitor.pipeline import Pipeline
+def _store(settings: Settings | None = None):
+    """Settings and a store on a migrated database (cheap: no indicator or source imports)."""
     from monitor.store.db import make_engine, upgrade
     from monitor.store.repository import Store
-    from monitor.store.variables import VariableStore
 
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
-    store = Store(engine)
-    variables = VariableStore(settings.data_dir / "variables")
-    return settings, store, Pipeline(settings, store, variables)
+    return settings, Store(engine)
+
+
+def _context(settings: Settings | None = None):
+    """Settings, store and the pipeline over them."""
+    from monitor.pipeline import Pipeline
+    from monitor.store.variables import VariableStore
+
+    settings, store = _store(settings)
+    return settings, store, Pipeline(settings, store, VariableStore(settings.data_dir / "variables"))
 
 
 def _parse_sources(value: str | None) -> list[str] | None:
@@ -149,14 +155,12 @@ def _serve(settings: Settings, host: str, port: int, with_scheduler: bool = Fals
 
     from api.app import create_app
 
-    application = create_app(settings)
+    scheduler = None
     if with_scheduler:
-        from monitor import scheduler
+        from monitor import scheduler as schedules
 
-        sched = scheduler.background(settings)
-        application.state.scheduler = sched
-        application.add_event_handler("startup", sched.start)
-        application.add_event_handler("shutdown", lambda: sched.shutdown(wait=False))
+        scheduler = schedules.background(settings)
+    application = create_app(settings, scheduler=scheduler)
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 
@@ -166,7 +170,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 8000,
 ) -> None:
     """Serve the API only (run any number of replicas; the scheduler runs elsewhere)."""
-    settings, _, _ = _context()
+    settings, _ = _store()
     _serve(settings, host, port)
 
 
@@ -175,7 +179,7 @@ def scheduler() -> None:
     """Run the scheduler: one job per source at its cadence (in the foreground)."""
     from monitor import scheduler as sched
 
-    settings, _, _ = _context()
+    settings, _ = _store()
     out.print("scheduler started; Ctrl-C to stop")
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         sched.blocking(settings).start()
@@ -205,7 +209,7 @@ def run(
     if start_d and end_d and start_d > end_d:
         raise fail("--start must not be after --end")
     names = _parse_sources(source)
-    _, _store, pipeline = _context()
+    _, _, pipeline = _context()
     site_ids = [s.strip() for s in sites.split(",")] if sites else None
     try:
         code = _run_pipeline(pipeline, names, start_d, end_d, site_ids)
@@ -235,7 +239,7 @@ def sites_import(
         err.print(f"[red]rejected:[/] {issue}")
     if strict and report.errors:
         raise fail(f"{len(report.errors)} bad feature(s); nothing stored (--strict)", 1)
-    _, store, _ = _context()
+    _, store = _store()
     counts = store.upsert_sites(report.sites)
     out.print(
         f"{len(report.sites)} valid site(s): {counts.created} created, {counts.updated} updated, "
@@ -247,7 +251,7 @@ def sites_import(
 @sites_app.command("list")
 def sites_list() -> None:
     """List registered sites."""
-    _, store, _ = _context()
+    _, store = _store()
     table = Table(title="Sites")
     for col in ("id", "name", "country", "materials", "buffer (m)"):
         table.add_column(col)
@@ -267,7 +271,7 @@ def sites_export(
 
     if fmt not in ("geojson", "csv"):
         raise fail("--format must be geojson or csv")
-    _, store, _ = _context()
+    _, store = _store()
     data = write_sites(store.list_sites()[0], fmt)
     if output:
         output.write_bytes(data)
@@ -288,7 +292,7 @@ def keys_create(
 
     if role not in ROLES:
         raise fail(f"--role must be one of {', '.join(ROLES)}")
-    _, store, _ = _context()
+    _, store = _store()
     key = store.create_key(name, role, [s.strip() for s in sites.split(",")] if sites else [])
     out.print(f"key id {key.id} ({key.role}); secret, shown once: [bold]{key.secret}[/]")
 
@@ -296,7 +300,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List API keys (never their secrets)."""
-    _, store, _ = _context()
+    _, store = _store()
     table = Table(title="API keys")
     for col in ("id", "name", "role", "prefix", "sites", "created", "revoked"):
         table.add_column(col)
@@ -316,7 +320,7 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (see `keys list`).")]) -> None:
     """Revoke an API key."""
-    _, store, _ = _context()
+    _, store = _store()
     if not store.revoke_key(key_id):
         raise fail(f"no live key with id {key_id!r}", 1)
     out.print(f"revoked {key_id}")
@@ -324,24 +328,33 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="Key id (see `keys li
 
 @sources_app.command("check")
 def sources_check() -> None:
-    """Per source: mode, path or endpoint, and whether it can run here."""
-    from monitor.sources import SOURCES, SourceError, make_source
+    """Per source: mode, whether it can reach its service, and whether a dataset licence must be accepted."""
+    from monitor.sources import SOURCES, check_source
 
     settings = Settings()
     table = Table(title="Sources")
-    for col in ("source", "family", "mode", "status"):
+    for col in ("source", "family", "mode", "reachable", "licence accepted", "message"):
         table.add_column(col)
     worst = 0
     for source_id, info in SOURCES.items():
+        result = check_source(source_id, settings)
         mode = settings.source_mode(source_id)
-        try:
-            make_source(source_id, settings)
-            status = "ready (synthetic data)" if mode == "demo" else "ready"
-        except SourceError as exc:
-            status, worst = f"unavailable: {exc}", 1
-        table.add_row(source_id, info.family, mode, status)
+        if mode != "demo" and result.get("reachable") is False:
+            worst = 1
+        table.add_row(
+            source_id,
+            info.family,
+            mode,
+            _yes_no(result.get("reachable")),
+            _yes_no(result.get("licence_accepted")),
+            str(result.get("message", "")),
+        )
     out.print(table)
     raise typer.Exit(worst)
+
+
+def _yes_no(value: bool | None) -> str:
+    return "—" if value is None else ("yes" if value else "NO")
 
 
 def main() -> None:

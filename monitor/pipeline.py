@@ -23,7 +23,7 @@ from monitor.settings import Settings
 from monitor.sources import SOURCES, SourceError, attribution, make_source
 from monitor.store.repository import Store
 from monitor.store.variables import VariableStore
-from sites import SiteSet
+from sites import SiteParams, SiteSet
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -84,6 +84,24 @@ def period_floor(day: date, freq: str) -> date:
     if freq == "MS":
         return date(day.year, day.month, 1)
     return day
+
+
+def site_parameters(spec: IndicatorSpec, sites: SiteSet, site_ids) -> dict[str, xr.DataArray]:
+    """Per-site values of the indicator parameters that are site parameters (rain pH, distance to sea…).
+
+    A site without a value gets the parameter's default, so one vectorised call serves every site.
+    """
+    out: dict[str, xr.DataArray] = {}
+    for name, param in spec.parameters.items():
+        if name not in SiteParams.model_fields:
+            continue
+        values = [getattr(sites[s].params, name) for s in site_ids]
+        if all(v is None for v in values):
+            continue
+        default = np.nan if param.default is None else float(param.default)
+        filled = np.array([default if v is None else float(v) for v in values])
+        out[name] = xr.DataArray(filled, dims="site", coords={"site": site_ids})
+    return out
 
 
 class Pipeline:
@@ -179,7 +197,8 @@ class Pipeline:
     def _inputs(self, spec: IndicatorSpec, sites: SiteSet, start: date, end: date) -> xr.Dataset:
         """The stored inputs of an indicator over whole periods covering [start, end]."""
         where = variable_sources()
-        first, last = period_floor(start, spec.freq), period_end(end, spec.freq)
+        first = None if spec.history else period_floor(start, spec.freq)
+        last = period_end(end, spec.freq)
         parts = []
         attrs: dict = {}
         for source_id in sorted({where[v] for v in spec.inputs}):
@@ -193,6 +212,8 @@ class Pipeline:
             for name in part.data_vars:
                 cube[name].attrs = dict(part[name].attrs)
         cube.attrs = {k: "+".join(dict.fromkeys(v)) for k, v in attrs.items()}
+        lon, lat = np.array([sites[s].centroid for s in cube.site.values], dtype=float).reshape(-1, 2).T
+        cube = cube.assign_coords(lat=("site", lat), lon=("site", lon))
         return cube
 
     def _compute(
@@ -202,8 +223,9 @@ class Pipeline:
         missing = [v for v in spec.inputs if v not in cube]
         if missing:
             return pd.DataFrame()
-        values = indicators.compute(spec.id, cube).transpose("site", "time")
-        values = values.sel(time=slice(None, pd.Timestamp(end)))
+        values = indicators.compute(spec.id, cube, **site_parameters(spec, sites, cube.site.values))
+        values = values.transpose("site", "time")
+        values = values.sel(time=slice(pd.Timestamp(period_floor(start, spec.freq)), pd.Timestamp(end)))
         codes, decider = indicators.classify_sites(
             spec,
             values.values,

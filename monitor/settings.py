@@ -133,11 +133,78 @@ class Settings(BaseSettings):
     ems_timeout_seconds: float = Field(
         30.0, gt=0, description="Rapid Mapping HTTP timeout per request, seconds."
     )
+    ems_download_delineations: bool = Field(
+        False,
+        description="Remote mode: also download the delineation (DEL) product zips of flood activations "
+        "meeting a site, for `ems_flooded_fraction` (cached under the data dir).",
+    )
     egms_max_velocity_std: float = Field(
         1.5, gt=0, description="EGMS quality filter: keep points with mean_velocity_std below this (mm/yr)."
     )
     egms_level: Literal["auto", "L2a", "L2b", "L3"] = Field(
         "auto", description="EGMS product level to use; auto prefers L2b, then L3 (vertical), then L2a."
+    )
+
+    # --- CDS / ADS / EWDS source tuning (era5_land, cams_europe, cems_fire, glofas) ----------------
+    cds_retry_max: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Attempts per HTTP call to CDS/ADS/EWDS on 408/429/5xx, connection errors and truncated "
+        "downloads (cdsapi `retry_max`; its own default is 500).",
+    )
+    cds_sleep_max: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds slept between those attempts, and longest pause between job-status polls "
+        "(cdsapi `sleep_max`; its own default is 120).",
+    )
+    cds_timeout_seconds: float = Field(
+        60.0, gt=0, description="CDS/ADS/EWDS HTTP timeout per request, seconds."
+    )
+    cds_time_budget_seconds: float = Field(
+        10_800.0,
+        gt=0,
+        description="Wall-clock limit of one fetch from CDS/ADS/EWDS (queueing, polling, retries, downloads); "
+        "on expiry the fetch fails as unavailable and the files already downloaded stay cached.",
+    )
+    cams_europe_type: Literal["auto", "validated_reanalysis", "interim_reanalysis", "analysis"] = Field(
+        "auto",
+        description="CAMS Europe product: auto (validated reanalysis for old months, interim for recent ones "
+        "or when the validated one is refused), one reanalysis type, or `analysis` (forecasts dataset).",
+    )
+    cams_europe_validated_lag_days: int = Field(
+        730,
+        ge=0,
+        description="In auto mode, months ending less than this many days ago are asked as interim reanalysis.",
+    )
+    cems_fire_ensemble: Literal["control", "mean"] = Field(
+        "control",
+        description="Ensemble fire-danger files (GEFF-ERA5 `realization`): use member 0 (control) or the mean.",
+    )
+    glofas_product: Literal["historical", "forecast"] = Field(
+        "historical",
+        description="GloFAS dataset: cems-glofas-historical (reanalysis) or cems-glofas-forecast (control run "
+        "issued on the first requested day).",
+    )
+    glofas_system_version: str = Field(
+        "version_4_0", description="GloFAS historical `system_version` requested (e.g. version_4_0)."
+    )
+    glofas_upstream_area_path: Path | None = Field(
+        None,
+        description="GloFAS auxiliary upstream-area map (NetCDF, e.g. uparea_glofas_v4_0.nc) used to pick the "
+        "river pixel of each site; without it the pixel of largest mean discharge is taken.",
+    )
+    glofas_thresholds_path: Path | None = Field(
+        None,
+        description="GloFAS return-period threshold NetCDF file or folder (flood_threshold_glofas_v4_rl_*.nc, "
+        "variables rl_2.0/rl_5.0/rl_20.0) giving dis24_rp2, dis24_rp5, dis24_rp20 per site.",
+    )
+    glofas_search_radius_km: float = Field(
+        5.0,
+        ge=0,
+        le=100,
+        description="Distance around a site's polygon+buffer searched for its river pixel, km.",
     )
 
     # --- demo -----------------------------------------------------------------------------------

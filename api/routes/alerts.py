@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 
 import indicators
+from api.auth import ReaderDep, WriterDep, require_site
 from api.deps import PageDep, StoreDep
 from api.errors import ProblemError
 from api.schemas import AlertList, AlertPublic, Link
 from indicators import LEVEL_CODES, LEVELS
+from monitor.alerts.episodes import AlertStateError, acknowledge, resolve_by_hand
+from monitor.store.tables import AlertRow
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 Severity = Literal["low", "moderate", "high", "severe"]
@@ -28,6 +32,7 @@ def _titles() -> dict[str, str]:
 def list_alerts(
     request: Request,
     store: StoreDep,
+    _: ReaderDep,
     page: PageDep,
     site: Annotated[str | None, Query(description="Site id")] = None,
     status: Annotated[Literal["open", "acknowledged", "resolved"] | None, Query()] = None,
@@ -58,7 +63,7 @@ def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", summary="One alert with its history")
-def get_alert(alert_id: str, request: Request, store: StoreDep) -> dict:
+def get_alert(alert_id: str, request: Request, store: StoreDep, _: ReaderDep) -> dict:
     """One alert and its audit trail (every change, who and when)."""
     row = store.get_alert(alert_id)
     if row is None:
@@ -78,3 +83,53 @@ def get_alert(alert_id: str, request: Request, store: StoreDep) -> dict:
         for e in store.alert_events(alert_id)
     ]
     return {**alert.model_dump(mode="json"), "history": history}
+
+
+class AckRequest(BaseModel):
+    note: str | None = Field(None, max_length=2000, examples=["Seen; conservator on site tomorrow."])
+    false_alarm: bool = Field(False, description="Mark the alert as a false alarm (feeds threshold tuning).")
+
+
+class ResolveRequest(BaseModel):
+    note: str | None = Field(None, max_length=2000, examples=["Drainage cleared; risk gone."])
+
+
+def _change(store, alert_id: str, principal, change) -> AlertRow:
+    with store.session.begin() as session:
+        row = session.get(AlertRow, alert_id, with_for_update=True)
+        if row is None:
+            raise ProblemError(404, f"no alert with id {alert_id!r}")
+        require_site(principal, row.site_id)
+        try:
+            change(session, row)
+        except AlertStateError as exc:
+            raise ProblemError(409, str(exc)) from None
+    return row
+
+
+@router.post(
+    "/alerts/{alert_id}/ack", summary="Acknowledge an alert", responses={401: {}, 403: {}, 404: {}, 409: {}}
+)
+def ack_alert(
+    alert_id: str, body: AckRequest, request: Request, store: StoreDep, principal: WriterDep
+) -> AlertPublic:
+    """Say "seen, handling it" (admin, or a manager of the alert's site)."""
+    actor = f"key:{principal.key_id}"
+    row = _change(
+        store, alert_id, principal, lambda s, r: acknowledge(s, r, actor, body.note, body.false_alarm)
+    )
+    return AlertPublic.from_row(row, _base(request), None, _titles().get(row.indicator_id))
+
+
+@router.post(
+    "/alerts/{alert_id}/resolve",
+    summary="Resolve an alert by hand",
+    responses={401: {}, 403: {}, 404: {}, 409: {}},
+)
+def resolve_alert(
+    alert_id: str, body: ResolveRequest, request: Request, store: StoreDep, principal: WriterDep
+) -> AlertPublic:
+    """Close an episode by hand (admin, or a manager of the alert's site)."""
+    actor = f"key:{principal.key_id}"
+    row = _change(store, alert_id, principal, lambda s, r: resolve_by_hand(s, r, actor, body.note))
+    return AlertPublic.from_row(row, _base(request), None, _titles().get(row.indicator_id))

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import text
 
+from api.auth import ReaderDep
 from api.deps import PageDep, SettingsDep, StoreDep
 from api.schemas import RunPublic
 from monitor.sources import SOURCES
@@ -98,6 +99,7 @@ def metrics(store: StoreDep, settings: SettingsDep) -> Response:
 def list_runs(
     store: StoreDep,
     settings: SettingsDep,
+    _: ReaderDep,
     page: PageDep,
     source: Annotated[str | None, Query(description="Source id")] = None,
 ) -> dict:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from api.auth import ReaderDep
 from api.deps import PageDep, StoreDep
 from api.errors import ProblemError
 from indicators import level_name
@@ -42,6 +43,7 @@ def parse_bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
 def list_sites(
     request: Request,
     store: StoreDep,
+    _: ReaderDep,
     page: PageDep,
     bbox: Annotated[
         str | None, Query(description="west,south,east,north in EPSG:4326", examples=["-10,35,30,60"])
@@ -78,7 +80,7 @@ def list_sites(
     response_class=JSONResponse,
     responses={200: {"content": {GEOJSON: {}}}, 404: {"description": "No such site."}},
 )
-def get_site(site_id: str, request: Request, store: StoreDep) -> JSONResponse:
+def get_site(site_id: str, request: Request, store: StoreDep, _: ReaderDep) -> JSONResponse:
     """One site; `properties.latest` holds the newest value and level of every indicator."""
     site = store.get_site(site_id)
     feature = site.to_feature()

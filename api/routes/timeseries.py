@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 import indicators
+from api.auth import ReaderDep
 from api.deps import StoreDep
 from api.errors import ProblemError
 from api.schemas import TimePoint, TimeSeriesPublic
@@ -47,6 +48,7 @@ def read_timeseries(
     site_id: str,
     request: Request,
     store: StoreDep,
+    _: ReaderDep,
     indicator: Annotated[str, Query(description="Indicator id", examples=["freeze_thaw_cycles"])],
     start: Annotated[date | None, Query(description="First period (inclusive), ISO date")] = None,
     end: Annotated[date | None, Query(description="Last period start (inclusive), ISO date")] = None,

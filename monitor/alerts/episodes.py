@@ -266,3 +266,44 @@ def _resolve(
 def severity(level: int) -> str:
     """The severity name of a level code."""
     return level_name(level)
+
+
+def acknowledge(
+    session: Session,
+    alert: AlertRow,
+    actor: str,
+    note: str | None,
+    false_alarm: bool,
+    now: datetime | None = None,
+) -> None:
+    """Mark an open alert as seen ("handling it"); a `false_alarm` mark feeds threshold tuning."""
+    if alert.status == "resolved":
+        raise AlertStateError(f"alert {alert.id} is resolved and cannot be acknowledged")
+    now = now or utcnow()
+    alert.status = "acknowledged"
+    alert.acknowledged_at, alert.acknowledged_by, alert.ack_note = now, actor, note
+    alert.false_alarm = bool(false_alarm)
+    alert.updated_at = now
+    session.add(
+        AlertEventRow(
+            alert_id=alert.id,
+            at=now,
+            event="acknowledged",
+            level=alert.level,
+            actor=actor,
+            note=note if not false_alarm else f"[false alarm] {note or ''}".strip(),
+        )
+    )
+
+
+def resolve_by_hand(
+    session: Session, alert: AlertRow, actor: str, note: str | None, now: datetime | None = None
+):
+    """Close an episode by hand (a later period at the alert level opens a new one)."""
+    if alert.status == "resolved":
+        raise AlertStateError(f"alert {alert.id} is already resolved")
+    _resolve(session, alert, alert.last_period, now or utcnow(), actor=actor, note=note or "resolved by hand")
+
+
+class AlertStateError(ValueError):
+    """The requested change does not apply to the alert in its current state."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, date, datetime
 
 import xarray as xr
@@ -32,7 +33,18 @@ SOURCES: dict[str, SourceInfo] = {
             "C3S ERA5-Land",
             "climate",
             "reanalysis-era5-land",
-            ("tas", "tasmin", "tasmax", "pr", "hurs", "sfcWind"),
+            (
+                "tas",
+                "tasmin",
+                "tasmax",
+                "pr",
+                "hurs",
+                "sfcWind",
+                "tas_noon",
+                "hurs_noon",
+                "sfcWind_noon",
+                "pr_noon",
+            ),
             C3S,
             latency_days=6,
         ),
@@ -50,7 +62,7 @@ SOURCES: dict[str, SourceInfo] = {
             "Sentinel-2 L2A statistics (Sentinel Hub)",
             "land",
             "sentinel-2-l2a",
-            ("ndvi",),
+            ("ndvi", "ndmi", "nbr", "valid_fraction"),
             S2,
             latency_days=5,
         ),
@@ -59,7 +71,14 @@ SOURCES: dict[str, SourceInfo] = {
             "CLMS European Ground Motion Service",
             "land",
             "EGMS L2b/L3",
-            (),
+            (
+                "ground_velocity_mean",
+                "ground_velocity_min",
+                "ground_velocity_max",
+                "ground_velocity_differential",
+                "ground_acceleration_mean",
+                "egms_points",
+            ),
             CLMS,
             latency_days=400,
             modes=("demo", "local"),
@@ -69,9 +88,18 @@ SOURCES: dict[str, SourceInfo] = {
             "CLMS CORINE Land Cover / HRL imperviousness",
             "land",
             "CLC / HRL IMD",
-            (),
+            (
+                "imperviousness_mean",
+                "imperviousness_mean_buffer",
+                "clc_artificial_fraction",
+                "clc_agricultural_fraction",
+                "clc_forest_seminatural_fraction",
+                "clc_wetlands_fraction",
+                "clc_water_fraction",
+            ),
             CLMS,
             latency_days=2000,
+            modes=("demo", "local"),
         ),
         SourceInfo(
             "cems_fire",
@@ -96,7 +124,7 @@ SOURCES: dict[str, SourceInfo] = {
             "CEMS Rapid Mapping activations",
             "emergency",
             "CEMS Rapid Mapping",
-            (),
+            ("ems_active", "ems_flooded_fraction"),
             CEMS,
             latency_days=1,
         ),
@@ -120,7 +148,12 @@ class DemoSource:
     def fetch(self, sites: SiteSet, start: date, end: date) -> xr.Dataset:
         from monitor.sources import synthetic
 
-        cube = synthetic.generate(sites, start, end, list(self.info.variables))
+        wanted = [v for v in self.info.variables if v in synthetic.VARIABLES]
+        if not wanted:
+            raise SourceNotAvailableError(f"the demo generator has no data for {self.info.id!r}")
+        cube = synthetic.generate(sites, start, end, wanted)
+        if any(v.endswith("_noon") for v in self.info.variables):
+            cube = cube.assign(noon_from_daily(cube))
         cube.attrs.update(
             source=self.info.id,
             product=f"synthetic stand-in for {self.info.product}",
@@ -135,20 +168,68 @@ class DemoSource:
         return cube
 
 
+def noon_from_daily(cube: xr.Dataset) -> dict[str, xr.DataArray]:
+    """Synthetic local-noon weather for the Fire Weather Index, derived from the daily synthetic values.
+
+    Noon is near the daily maximum temperature and minimum humidity; wind peaks in the afternoon. These
+    are demo approximations only (real data take the hour nearest local noon from hourly ERA5-Land).
+    """
+    return {
+        "tas_noon": (cube["tasmax"] - 1.0).assign_attrs(
+            units="degC", long_name="Air temperature near local noon"
+        ),
+        "hurs_noon": (cube["hurs"] - 12.0)
+        .clip(5, 100)
+        .assign_attrs(units="%", long_name="Relative humidity near local noon"),
+        "sfcWind_noon": (cube["sfcWind"] * 1.15).assign_attrs(
+            units="m s-1", long_name="Wind speed near local noon"
+        ),
+        "pr_noon": cube["pr"].assign_attrs(
+            units="mm d-1", long_name="Precipitation in the 24 h to local noon"
+        ),
+    }
+
+
 def make_source(source_id: str, settings: Settings) -> Source:
     """The source in its configured mode; building it needs neither credentials nor the network."""
     if source_id not in SOURCES:
         raise SourceError(f"unknown source {source_id!r}; known: {', '.join(SOURCES)}")
     info = SOURCES[source_id]
     mode = settings.source_mode(source_id)
-    if not info.variables:
-        raise SourceNotAvailableError(f"source {source_id!r} has no reader in this version (mode {mode!r})")
+    if mode not in info.modes:
+        raise SourceNotAvailableError(
+            f"source {source_id!r} has no {mode!r} mode; modes: {', '.join(info.modes)}"
+        )
     if mode == "demo":
+        from monitor.sources import synthetic
+
+        if not set(info.variables) & set(synthetic.VARIABLES):
+            raise SourceNotAvailableError(f"the demo generator has no data for {source_id!r}")
         return DemoSource(info)
-    raise SourceNotAvailableError(
-        f"source {source_id!r} in mode {mode!r} is not available in this version; "
-        f"set HM_{source_id.upper()}_MODE=demo"
-    )
+    return _module(source_id, mode).build(settings, mode)
+
+
+def check_source(source_id: str, settings: Settings) -> dict:
+    """What `sources check` reports for one source: mode, reachability, licence, message."""
+    mode = settings.source_mode(source_id)
+    if mode == "demo":
+        try:
+            make_source(source_id, settings)
+        except SourceError as exc:
+            return {"mode": mode, "reachable": None, "licence_accepted": None, "message": str(exc)}
+        return {"mode": mode, "reachable": True, "licence_accepted": None, "message": "synthetic data"}
+    try:
+        return _module(source_id, mode).check(settings)
+    except SourceError as exc:
+        return {"mode": mode, "reachable": False, "licence_accepted": None, "message": str(exc)}
+
+
+def _module(source_id: str, mode: str):
+    """The module that implements the local and remote modes of a source."""
+    try:
+        return importlib.import_module(f"monitor.sources.{source_id}")
+    except ModuleNotFoundError as exc:
+        raise SourceNotAvailableError(f"source {source_id!r} has no {mode!r} reader installed") from exc
 
 
 def daily_sources() -> list[str]:
