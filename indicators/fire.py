@@ -271,5 +271,6 @@ register(
         hazard="wildfire",
         references=(VAN_WAGNER_1987, WANG_2015, EFFIS, XCLIM_FIRE),
         resolve_after=3,
+        history=True,  # recursive codes: recomputed from the start of the record so reruns agree exactly
     )
 )
