@@ -165,8 +165,8 @@ class Settings(BaseSettings):
     cds_time_budget_seconds: float = Field(
         10_800.0,
         gt=0,
-        description="Wall-clock limit of one fetch from CDS/ADS/EWDS (queueing, polling, retries, downloads); "
-        "on expiry the fetch fails as unavailable and the files already downloaded stay cached.",
+        description="Wall-clock limit of one fetch from CDS/ADS/EWDS (queueing, polling, retries, "
+        "downloads); on expiry the fetch fails as unavailable and the files already downloaded stay cached.",
     )
     cams_europe_type: Literal["auto", "validated_reanalysis", "interim_reanalysis", "analysis"] = Field(
         "auto",
@@ -176,29 +176,32 @@ class Settings(BaseSettings):
     cams_europe_validated_lag_days: int = Field(
         730,
         ge=0,
-        description="In auto mode, months ending less than this many days ago are asked as interim reanalysis.",
+        description="In auto mode, months ending less than this many days ago are asked as interim "
+        "reanalysis.",
     )
     cems_fire_ensemble: Literal["control", "mean"] = Field(
         "control",
-        description="Ensemble fire-danger files (GEFF-ERA5 `realization`): use member 0 (control) or the mean.",
+        description="Ensemble fire-danger files (GEFF-ERA5 `realization`): use member 0 (control) or the "
+        "ensemble mean.",
     )
     glofas_product: Literal["historical", "forecast"] = Field(
         "historical",
-        description="GloFAS dataset: cems-glofas-historical (reanalysis) or cems-glofas-forecast (control run "
-        "issued on the first requested day).",
+        description="GloFAS dataset: cems-glofas-historical (reanalysis) or cems-glofas-forecast (control "
+        "run issued on the first requested day).",
     )
     glofas_system_version: str = Field(
         "version_4_0", description="GloFAS historical `system_version` requested (e.g. version_4_0)."
     )
     glofas_upstream_area_path: Path | None = Field(
         None,
-        description="GloFAS auxiliary upstream-area map (NetCDF, e.g. uparea_glofas_v4_0.nc) used to pick the "
-        "river pixel of each site; without it the pixel of largest mean discharge is taken.",
+        description="GloFAS auxiliary upstream-area map (NetCDF, e.g. uparea_glofas_v4_0.nc) used to pick "
+        "the river pixel of each site; without it the pixel of largest mean discharge is taken.",
     )
     glofas_thresholds_path: Path | None = Field(
         None,
-        description="GloFAS return-period threshold NetCDF file or folder (flood_threshold_glofas_v4_rl_*.nc, "
-        "variables rl_2.0/rl_5.0/rl_20.0) giving dis24_rp2, dis24_rp5, dis24_rp20 per site.",
+        description="GloFAS return-period threshold NetCDF file or folder "
+        "(flood_threshold_glofas_v4_rl_*.nc, variables rl_2.0/rl_5.0/rl_20.0) giving dis24_rp2, dis24_rp5, "
+        "dis24_rp20 per site.",
     )
     glofas_search_radius_km: float = Field(
         5.0,
@@ -217,6 +220,42 @@ class Settings(BaseSettings):
     )
     alert_min_level: Literal["low", "moderate", "high", "severe"] = Field(
         "high", description="Lowest risk level that opens an alert episode (a site or rule may override)."
+    )
+
+    # --- alert delivery (CAP, Atom, webhooks, e-mail) -------------------------------------------
+    public_base_url: str | None = Field(
+        None,
+        description="Public URL of the service (e.g. https://heritage.example.org), used in the links of CAP "
+        "documents, feeds, webhooks and e-mails; default: the request's URL, or http://localhost:8000.",
+    )
+    cap_sender: str = Field(
+        "heritage-monitor", description="CAP <sender>: this service's id (no spaces, commas, '<' or '&')."
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, description="HTTP timeout of one webhook POST, seconds."
+    )
+    delivery_max_attempts: int = Field(
+        8, ge=1, le=50, description="Tries of one webhook or e-mail delivery before it is dead-lettered."
+    )
+    delivery_backoff_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="Wait before the first retry of a failed delivery (doubles each try, ≤ 1 day).",
+    )
+    smtp_host: str | None = Field(None, description="SMTP server for alert e-mails; unset: e-mails wait.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
+    smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_username: str | None = Field(None, description="SMTP login name (no login when unset).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_from: str = Field(
+        "Heritage Monitor <alerts@localhost>", description="From address of alert e-mails."
+    )
+    smtp_timeout_seconds: float = Field(30.0, gt=0, description="SMTP connection timeout, seconds.")
+    email_digest_hour: int = Field(
+        7,
+        ge=0,
+        le=23,
+        description="Local hour (site's time zone; UTC for all-site subscriptions) of daily digests.",
     )
 
     # --- API ------------------------------------------------------------------------------------
