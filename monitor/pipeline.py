@@ -111,6 +111,7 @@ class Pipeline:
         self.settings = settings
         self.store = store
         self.variables = variables
+        self._cache: dict[tuple, xr.Dataset] = {}
 
     def run(
         self,
@@ -154,6 +155,7 @@ class Pipeline:
             source = make_source(source_id, self.settings)
         except SourceError as exc:
             return SourceRunResult(source_id, "skipped", start=start, end=end, error=str(exc))
+        self._cache.clear()
         run_id = self.store.start_run(source_id, source.mode, start, end, len(sites))
         result = SourceRunResult(source_id, "running", run_id, start, end)
         try:
@@ -194,6 +196,13 @@ class Pipeline:
         provided = set(SOURCES[source_id].variables)
         return [s for s in indicators.catalog() if provided & set(s.inputs)]
 
+    def _read(self, source_id: str, sites: SiteSet, first: date | None, last: date) -> xr.Dataset:
+        """Stored variables of a source, read once per pass and window (indicators share them)."""
+        key = (source_id, tuple(sites.ids), first, last)
+        if key not in self._cache:
+            self._cache[key] = self.variables.read(source_id, sites.ids, first, last)
+        return self._cache[key]
+
     def _inputs(self, spec: IndicatorSpec, sites: SiteSet, start: date, end: date) -> xr.Dataset:
         """The stored inputs of an indicator over whole periods covering [start, end]."""
         where = variable_sources()
@@ -203,7 +212,8 @@ class Pipeline:
         attrs: dict = {}
         for source_id in sorted({where[v] for v in spec.inputs}):
             wanted = [v for v in spec.inputs if where[v] == source_id]
-            part = self.variables.read(source_id, sites.ids, first, last, wanted)
+            stored = self._read(source_id, sites, first, last)
+            part = stored[[v for v in wanted if v in stored]]
             parts.append(part)
             for key in ("source", "product", "product_version", "synthetic"):
                 attrs.setdefault(key, []).append(str(part.attrs.get(key, "")))

@@ -221,9 +221,8 @@ class Store:
         now = utcnow()
         table = IndicatorValueRow.__table__
         written = 0
-        frame = records.loc[:, list(VALUE_COLUMNS)]
-        frame = frame.astype(object).where(frame.notna(), None)
-        rows = frame.to_dict("records")
+        columns = [_nullable(records[c].tolist()) for c in VALUE_COLUMNS]
+        rows = [dict(zip(VALUE_COLUMNS, row, strict=True)) for row in zip(*columns, strict=True)]
         stmt = _insert(session, table)
         ex = stmt.excluded
         changed = (
@@ -483,6 +482,11 @@ class Store:
             if row is None or row.revoked_at is not None:
                 return None
             return row
+
+
+def _nullable(values: list) -> list:
+    """NaN, NaT and pandas NA as None, the database's NULL."""
+    return [None if v is None or v is pd.NA or v != v else v for v in values]
 
 
 def hash_key(secret: str) -> str:

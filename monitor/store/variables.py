@@ -113,9 +113,7 @@ class VariableStore:
             if "product_version" in frame
             else []
         )
-        cube = frame.set_index(KEY).to_xarray()
-        if site_ids is not None:
-            cube = cube.reindex(site=list(site_ids))
+        cube = _to_cube(frame, list(site_ids) if site_ids is not None else None)
         for name in cube.data_vars:
             cube[name].attrs["units"] = meta.get("units", {}).get(name, "")
         cube.attrs.update(
@@ -133,3 +131,18 @@ class VariableStore:
         if not files:
             return []
         return [n for n in pq.read_schema(files[-1]).names if n not in (*KEY, "product_version")]
+
+
+def _to_cube(frame: pd.DataFrame, site_ids: list[str] | None) -> xr.Dataset:
+    """Long (site, time, variables…) rows → a (site, time) Dataset, by index arithmetic (no unstack)."""
+    sites = np.asarray(site_ids if site_ids is not None else sorted(frame["site"].unique()), dtype=object)
+    times = np.unique(frame["time"].to_numpy())
+    site_pos = pd.Index(sites).get_indexer(frame["site"])
+    time_pos = np.searchsorted(times, frame["time"].to_numpy())
+    keep = site_pos >= 0
+    data = {}
+    for name in frame.columns.drop(KEY):
+        values = np.full((len(sites), len(times)), np.nan)
+        values[site_pos[keep], time_pos[keep]] = frame[name].to_numpy(dtype=float, na_value=np.nan)[keep]
+        data[name] = (("site", "time"), values)
+    return xr.Dataset(data, coords={"site": sites, "time": times})
