@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors
-from api.routes import alerts, health, indicators, sites, timeseries
+from api.routes import alerts, feeds, health, indicators, sites, subscriptions, timeseries
 from monitor.settings import Settings
 from monitor.store.db import make_engine, upgrade
 from monitor.store.repository import Store
@@ -66,6 +66,14 @@ def create_app(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
     errors.install(app)
-    for module in (health, sites, indicators, timeseries, alerts):
+    for module in (
+        health,
+        sites,
+        indicators,
+        timeseries,
+        feeds,
+        alerts,
+        subscriptions,
+    ):  # feeds before alerts
         app.include_router(module.router)
     return app

@@ -6,7 +6,7 @@
 >>> indicators.classify("freeze_thaw_cycles", values, material="limestone")
 """
 
-from indicators import atmosphere, climate, emergency, fire  # noqa: F401  (registers the indicators)
+from indicators import atmosphere, climate, emergency, fire, flood, land  # noqa: F401  (registers indicators)
 from indicators.core import (
     LEVEL_CODES,
     LEVELS,

@@ -137,6 +137,7 @@ class IndicatorSpec:
     provisional_note: str = ""
     resolve_after: int = 1  # periods below the alert level before an episode resolves by itself
     history: bool = False  # needs the whole stored record (baselines, percentiles, fitted distributions)
+    optional_inputs: tuple[str, ...] = ()  # used when the dataset has them (e.g. GloFAS thresholds)
 
     def thresholds_for(self, material: str | None = None, overrides: Mapping[str, float] | None = None):
         """The level scheme for one material (default if none), with per-site overrides applied."""
@@ -187,6 +188,8 @@ def compute(indicator_id: str, dataset: xr.Dataset, **params: Any) -> xr.DataArr
         raise IndicatorInputError(f"{indicator_id} has no parameter(s) {sorted(unknown)}")
     kwargs = spec.default_params() | params
     inputs = {name: dataset[name] for name in spec.inputs}
+    inputs |= {name: dataset[name] for name in spec.optional_inputs if name in dataset and name not in params}
+    kwargs = {k: v for k, v in kwargs.items() if k not in inputs}
     result = spec.func(**inputs, **kwargs)
     result.name = spec.id
     result.attrs.update(

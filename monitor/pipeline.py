@@ -17,7 +17,8 @@ import pandas as pd
 import xarray as xr
 
 import indicators
-from indicators import IndicatorSpec
+from indicators import IndicatorError, IndicatorSpec
+from monitor.alerts.delivery import enqueue
 from monitor.alerts.episodes import AlertRule, evaluate, period_end
 from monitor.settings import Settings
 from monitor.sources import SOURCES, SourceError, attribution, make_source
@@ -34,7 +35,7 @@ class SourceRunResult:
     """What one pass over one source did."""
 
     source: str
-    status: str  # ok | failed | up_to_date | skipped
+    status: str  # ok | partial | failed | up_to_date | skipped
     run_id: str | None = None
     start: date | None = None
     end: date | None = None
@@ -49,7 +50,8 @@ class PipelineReport:
 
     @property
     def failed(self) -> list[SourceRunResult]:
-        return [r for r in self.results if r.status == "failed"]
+        """Passes that failed, or completed with some indicators failing."""
+        return [r for r in self.results if r.status in ("failed", "partial")]
 
     @property
     def values_written(self) -> int:
@@ -112,6 +114,7 @@ class Pipeline:
         self.store = store
         self.variables = variables
         self._cache: dict[tuple, xr.Dataset] = {}
+        self._fetched: dict[str, xr.Dataset] = {}
 
     def run(
         self,
@@ -160,20 +163,33 @@ class Pipeline:
         result = SourceRunResult(source_id, "running", run_id, start, end)
         try:
             cube = source.fetch(sites, start, end)
+            self._fetched = {source_id: cube}
             coverage = cube.get("coverage", None)
             self.variables.write(source_id, cube.drop_vars("coverage", errors="ignore"))
             with self.store.session.begin() as session:
+                problems = []
                 for spec in self._affected(source_id):
-                    records = self._compute(spec, sites, start, end, coverage)
+                    try:
+                        records = self._compute(spec, sites, start, end, coverage)
+                    except (
+                        IndicatorError,
+                        ValueError,
+                        KeyError,
+                    ) as exc:  # one indicator never stops the rest
+                        log.warning("indicator %s failed on %s: %s", spec.id, source_id, exc)
+                        problems.append(f"{spec.id}: {type(exc).__name__}: {exc}")
+                        continue
                     result.values_written += self.store.upsert_values(session, records)
                     rule = AlertRule(self.settings.alert_min_level, self.settings.alert_lookback_days)
                     result.alerts_raised += evaluate(
                         session, spec, records, sites, rule, self._attribution(cube, source_id, end), end
                     )
+                enqueue(session, settings=self.settings)  # deliveries go out later, never blocking the pass
                 self.store.set_watermarks(
                     session, source_id, sites.ids, end, str(cube.attrs.get("product_version", ""))
                 )
-            result.status = "ok"
+            result.status = "partial" if problems else "ok"
+            result.error = "; ".join(problems) or None
         except (SourceError, OSError, ValueError) as exc:
             log.warning("source %s failed: %s", source_id, exc)
             result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
@@ -210,10 +226,17 @@ class Pipeline:
         last = period_end(end, spec.freq)
         parts = []
         attrs: dict = {}
-        for source_id in sorted({where[v] for v in spec.inputs}):
-            wanted = [v for v in spec.inputs if where[v] == source_id]
+        needed = [v for v in (*spec.inputs, *spec.optional_inputs) if v in where]
+        for source_id in sorted({where[v] for v in needed}):
+            wanted = [v for v in needed if where[v] == source_id]
             stored = self._read(source_id, sites, first, last)
             part = stored[[v for v in wanted if v in stored]]
+            fetched = self._fetched.get(source_id)
+            for v in wanted:  # variables with extra dims (histograms) live only in this pass's cube
+                if v not in part and fetched is not None and v in fetched:
+                    part[v] = fetched[v].sel(
+                        time=slice(pd.Timestamp(first) if first else None, pd.Timestamp(last))
+                    )
             parts.append(part)
             for key in ("source", "product", "product_version", "synthetic"):
                 attrs.setdefault(key, []).append(str(part.attrs.get(key, "")))
@@ -231,8 +254,8 @@ class Pipeline:
     ) -> pd.DataFrame:
         cube = self._inputs(spec, sites, start, end)
         missing = [v for v in spec.inputs if v not in cube]
-        if missing:
-            return pd.DataFrame()
+        if missing or cube.sizes.get("time", 0) == 0 or all(cube[v].count() == 0 for v in spec.inputs):
+            return pd.DataFrame()  # nothing to compute from: no values, not zero values
         values = indicators.compute(spec.id, cube, **site_parameters(spec, sites, cube.site.values))
         values = values.transpose("site", "time")
         values = values.sel(time=slice(pd.Timestamp(period_floor(start, spec.freq)), pd.Timestamp(end)))

@@ -44,8 +44,30 @@ def run_source_job(source_id: str) -> None:
     )
 
 
+def dispatch_job() -> None:
+    """Send the alert deliveries that are due (webhooks, e-mail), apart from any pipeline pass."""
+    from monitor.alerts.delivery import dispatch_due
+    from monitor.store.db import make_engine
+    from monitor.store.repository import Store
+
+    settings = get_settings()
+    report = dispatch_due(Store(make_engine(settings.resolved_database_url)), settings)
+    log.info("alert deliveries: %s", report)
+
+
 def configure(scheduler: BaseScheduler, settings: Settings) -> BaseScheduler:
-    """Register (or replace) one interval job per daily source."""
+    """Register (or replace) one interval job per daily source, and the delivery dispatcher."""
+    scheduler.add_job(
+        "monitor.scheduler:dispatch_job",
+        "interval",
+        minutes=1,
+        id="alerts:dispatch",
+        name="send due alert deliveries",
+        replace_existing=True,
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=300,
+    )
     for source_id, hours in CADENCE_HOURS.items():
         if source_id not in SOURCES:
             continue

@@ -62,7 +62,7 @@ SOURCES: dict[str, SourceInfo] = {
             "Sentinel-2 L2A statistics (Sentinel Hub)",
             "land",
             "sentinel-2-l2a",
-            ("ndvi", "ndmi", "nbr", "valid_fraction"),
+            ("ndvi", "ndmi", "nbr", "valid_fraction", "dnbr_hist"),
             S2,
             latency_days=5,
         ),
@@ -115,7 +115,7 @@ SOURCES: dict[str, SourceInfo] = {
             "CEMS GloFAS river discharge",
             "emergency",
             "cems-glofas-historical",
-            ("dis24",),
+            ("dis24", "dis24_rp2", "dis24_rp5", "dis24_rp20"),
             CEMS,
             latency_days=2,
         ),
@@ -146,14 +146,23 @@ class DemoSource:
         self.info = info
 
     def fetch(self, sites: SiteSet, start: date, end: date) -> xr.Dataset:
-        from monitor.sources import synthetic
+        from monitor.sources import synthetic, synthetic_land
 
-        wanted = [v for v in self.info.variables if v in synthetic.VARIABLES]
-        if not wanted:
-            raise SourceNotAvailableError(f"the demo generator has no data for {self.info.id!r}")
-        cube = synthetic.generate(sites, start, end, wanted)
-        if any(v.endswith("_noon") for v in self.info.variables):
-            cube = cube.assign(noon_from_daily(cube))
+        weather = [v for v in self.info.variables if v in synthetic.VARIABLES]
+        land = [v for v in self.info.variables if v in synthetic_land.VARIABLES]
+        parts = []
+        if weather:
+            cube = synthetic.generate(sites, start, end, weather)
+            if any(v.endswith("_noon") for v in self.info.variables):
+                cube = cube.assign(noon_from_daily(cube))
+            parts.append(cube)
+        if land:
+            parts.append(synthetic_land.generate_land(sites, start, end, land))
+        cube = (
+            xr.merge(parts, join="outer", compat="override", combine_attrs="override")
+            if len(parts) > 1
+            else parts[0]
+        )
         cube.attrs.update(
             source=self.info.id,
             product=f"synthetic stand-in for {self.info.product}",
@@ -201,9 +210,9 @@ def make_source(source_id: str, settings: Settings) -> Source:
             f"source {source_id!r} has no {mode!r} mode; modes: {', '.join(info.modes)}"
         )
     if mode == "demo":
-        from monitor.sources import synthetic
+        from monitor.sources import synthetic, synthetic_land
 
-        if not set(info.variables) & set(synthetic.VARIABLES):
+        if not set(info.variables) & (set(synthetic.VARIABLES) | set(synthetic_land.VARIABLES)):
             raise SourceNotAvailableError(f"the demo generator has no data for {source_id!r}")
         return DemoSource(info)
     return _module(source_id, mode).build(settings, mode)

@@ -20,6 +20,17 @@ Local mode reads saved Statistical API answers from `HM_SENTINEL2_PATH`, one fil
 `<site_id>.json`, holding a response object, a list of them (what `SentinelHubStatistical.get_data()`
 returns) or Batch Statistical result entries (`{"id", "identifier", "response"}`).
 
+dNBR (`Sentinel2Source.fetch_dnbr`): per site, the histogram of the per-pixel differenced Normalized Burn
+Ratio between a pre-fire and a post-fire window (by default the same window a year earlier, so that both
+see the same season), as `dnbr_hist` (site, time, dnbr_bin) stamped on the first day of the post window,
+with bin edges `dnbr_bin_low`/`dnbr_bin_high` (400 bins of 0.01 from −2 to 2: every Key & Benson class
+edge is a bin edge). dNBR is per pixel, so the two windows must meet in one evalscript: one request per
+site whose time range runs from the start of the pre window to the end of the post window, aggregated as a
+single interval (`P<n>D`), with `mosaicking: "ORBIT"`; `preProcessScenes` keeps only the orbits inside
+the two windows, and `evaluatePixel` takes, per pixel, the median NBR of the clear (SCL-masked) pre and
+post orbits and returns their difference, valid where both windows have a clear orbit. Underflow and
+overflow counts (|dNBR| > 2, impossible) join the outer bins. Local mode reads `<site_id>.dnbr.json`.
+
 Budget: each run reserves one request per site not served from the cache against
 `HM_SH_MONTHLY_REQUEST_BUDGET` (file `<data dir>/cache/sentinel2/budget.json`) and then books the number of
 HTTP requests actually sent (retries included).
@@ -33,6 +44,7 @@ import json
 import logging
 import math
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -280,6 +292,164 @@ def _interval_values(outputs: dict) -> tuple[dict[str, float] | None, np.ndarray
     return values, counts
 
 
+# --- dNBR -----------------------------------------------------------------------------------------------
+
+DNBR_BINS = 400
+DNBR_LOW, DNBR_HIGH = -2.0, 2.0
+#: Bin edges of `dnbr_hist` (0.01 wide: -0.25, -0.10, 0.10, 0.27, 0.44 and 0.66 are edges).
+DNBR_EDGES = np.round(np.linspace(DNBR_LOW, DNBR_HIGH, DNBR_BINS + 1), 6)
+DNBR_CALCULATIONS = {
+    "dnbr": {"histograms": {"default": {"nBins": DNBR_BINS, "lowEdge": DNBR_LOW, "highEdge": DNBR_HIGH}}}
+}
+
+_DNBR_EVALSCRIPT = """//VERSION=3
+function setup() {
+  return {
+    input: [{bands: ["B8A", "B12", "SCL", "dataMask"]}],
+    output: [
+      {id: "dnbr", bands: 1, sampleType: "FLOAT32"},
+      {id: "dataMask", bands: 1}
+    ],
+    mosaicking: "ORBIT"
+  };
+}
+
+const MASKED_SCL = [%(masked)s];
+const PRE = [Date.parse("%(pre0)s"), Date.parse("%(pre1)s")];
+const POST = [Date.parse("%(post0)s"), Date.parse("%(post1)s")];
+
+function inWindow(t, w) {
+  return t >= w[0] && t < w[1];
+}
+
+function preProcessScenes(collections) {
+  collections.scenes.orbits = collections.scenes.orbits.filter(function (orbit) {
+    const t = Date.parse(orbit.dateFrom);
+    return inWindow(t, PRE) || inWindow(t, POST);
+  });
+  return collections;
+}
+
+function median(values) {
+  values.sort(function (a, b) { return a - b; });
+  const m = Math.floor(values.length / 2);
+  return values.length %% 2 ? values[m] : (values[m - 1] + values[m]) / 2;
+}
+
+function evaluatePixel(samples, scenes) {
+  const pre = [];
+  const post = [];
+  for (let i = 0; i < samples.length; i++) {
+    const s = samples[i];
+    if (s.dataMask !== 1 || MASKED_SCL.includes(s.SCL)) {
+      continue;
+    }
+    const t = Date.parse(scenes.orbits[i].dateFrom);
+    const nbr = index(s.B8A, s.B12);
+    if (inWindow(t, PRE)) {
+      pre.push(nbr);
+    } else if (inWindow(t, POST)) {
+      post.push(nbr);
+    }
+  }
+  if (pre.length === 0 || post.length === 0) {
+    return {dnbr: [NaN], dataMask: [0]};
+  }
+  return {dnbr: [median(pre) - median(post)], dataMask: [1]};
+}
+"""
+
+#: Hash of the evalscript template (the windows are filled in per request).
+DNBR_EVALSCRIPT_SHA256 = hashlib.sha256(_DNBR_EVALSCRIPT.encode()).hexdigest()
+
+
+def _utc(day: date) -> str:
+    return f"{day.isoformat()}T00:00:00Z"
+
+
+def dnbr_evalscript(pre: tuple[date, date], post: tuple[date, date]) -> str:
+    """The evalscript of one dNBR request: windows are [first day, last day] inclusive, pre before post."""
+    return _DNBR_EVALSCRIPT % {
+        "masked": ", ".join(str(c) for c in MASKED_SCL),
+        "pre0": _utc(pre[0]),
+        "pre1": _utc(pre[1] + timedelta(days=1)),
+        "post0": _utc(post[0]),
+        "post1": _utc(post[1] + timedelta(days=1)),
+    }
+
+
+def anniversary_window(post: tuple[date, date]) -> tuple[date, date]:
+    """The same days one year before `post` (29 February becomes 28 February)."""
+
+    def back(day: date) -> date:
+        return day.replace(year=day.year - 1, day=min(day.day, 28) if day.month == 2 else day.day)
+
+    return back(post[0]), back(post[1])
+
+
+def check_windows(pre: tuple[date, date], post: tuple[date, date]) -> None:
+    """Refuse empty windows and a pre window that does not end before the post window starts."""
+    if pre[1] < pre[0] or post[1] < post[0]:
+        raise SourceRequestError(f"empty dNBR window: pre {pre}, post {post}")
+    if pre[1] >= post[0]:
+        raise SourceRequestError(f"the pre-fire window {pre} must end before the post-fire window {post}")
+
+
+def parse_dnbr(payload: Any) -> dict[str, Any]:
+    """Counts per dNBR bin and the valid fraction of one site's dNBR answer.
+
+    Returns `{"counts": array of DNBR_BINS or None, "valid_fraction": float, "status": str, "failed": [...]}`;
+    counts are None when the answer failed or has no histogram of the requested bins.
+    """
+    counts = None
+    valid = float("nan")
+    failed: list[dict[str, str]] = []
+    statuses: list[str] = []
+    for response in _responses(payload):
+        status = str(response.get("status") or "OK")
+        statuses.append(status)
+        data = response.get("data")
+        if not isinstance(data, list):
+            failed.append({"from": "", "to": "", "error": status})
+            continue
+        for item in data:
+            interval = item.get("interval") or {}
+            band = (((item.get("outputs") or {}).get("dnbr") or {}).get("bands") or {}).get("B0")
+            if "error" in item or not band:
+                failed.append(
+                    {
+                        "from": str(interval.get("from")),
+                        "to": str(interval.get("to")),
+                        "error": _error_type(item.get("error", "NO_OUTPUTS")),
+                    }
+                )
+                continue
+            histogram = band.get("histogram") or {}
+            bins = histogram.get("bins") or []
+            if len(bins) != DNBR_BINS:
+                failed.append(
+                    {"from": str(interval.get("from")), "to": str(interval.get("to")), "error": "BINS"}
+                )
+                continue
+            here = np.array([float(b.get("count", 0)) for b in bins])
+            here[0] += float(histogram.get("underflowCount", 0) or 0)
+            here[-1] += float(histogram.get("overflowCount", 0) or 0)
+            counts = here if counts is None else counts + here
+            stats = band.get("stats") or {}
+            sample, nodata = stats.get("sampleCount"), stats.get("noDataCount", 0)
+            if sample:
+                valid = 1.0 - int(nodata) / int(sample)
+    if not statuses:
+        overall = "MISSING"
+    elif counts is None:
+        overall = "FAILED"
+    elif failed or "PARTIAL" in statuses:
+        overall = "PARTIAL"
+    else:
+        overall = "OK"
+    return {"counts": counts, "valid_fraction": valid, "status": overall, "failed": failed}
+
+
 # --- the source ---------------------------------------------------------------------------------------
 
 
@@ -313,6 +483,20 @@ class Sentinel2Source:
             parsed, request = self._fetch_remote(sites, start, end)
         return self._cube(sites, start, end, parsed, request)
 
+    def fetch_dnbr(
+        self, sites: SiteSet, post: tuple[date, date], pre: tuple[date, date] | None = None
+    ) -> xr.Dataset:
+        """The dNBR histogram of each site between `pre` and `post` (first and last day of each window;
+        `pre` defaults to the same days a year before), as `dnbr_hist` (site, time, dnbr_bin) with one time
+        step on the first day of `post`, and `dnbr_valid_fraction` (site, time)."""
+        pre = anniversary_window(post) if pre is None else pre
+        check_windows(pre, post)
+        if self.mode == "local":
+            parsed, request = self._fetch_dnbr_local(sites)
+        else:
+            parsed, request = self._fetch_dnbr_remote(sites, pre, post)
+        return self._dnbr_cube(sites, pre, post, parsed, request)
+
     # -- local ---------------------------------------------------------------------------------------
 
     def _fetch_local(self, sites: SiteSet, start: date, end: date) -> tuple[dict, dict]:
@@ -338,6 +522,22 @@ class Sentinel2Source:
             "start": start.isoformat(),
             "end": end.isoformat(),
         }
+
+    def _fetch_dnbr_local(self, sites: SiteSet) -> tuple[dict, dict]:
+        folder = self.settings.sentinel2_path
+        if folder is None or not Path(folder).is_dir():
+            raise SourceRequestError(
+                "HM_SENTINEL2_PATH must name a folder of <site_id>.dnbr.json files (local mode)"
+            )
+        parsed: dict[str, dict] = {}
+        for site in sites:
+            path = Path(folder) / f"{site.id}.dnbr.json"
+            try:
+                payload = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+            except ValueError as exc:
+                raise SourceRequestError(f"{path.name} is not valid JSON") from exc
+            parsed[site.id] = parse_dnbr(payload)
+        return parsed, {"mode": "local", "path": str(folder)}
 
     # -- remote --------------------------------------------------------------------------------------
 
@@ -392,28 +592,124 @@ class Sentinel2Source:
 
     def _fetch_remote(self, sites: SiteSet, start: date, end: date) -> tuple[dict, dict]:
         s = self.settings
+        first = max(start, MISSION_START)
+        config = self._remote_config()
+
+        def download_for(geom_utm: BaseGeometry, epsg: int) -> Any:
+            return self._build_request(geom_utm, epsg, first, end, config) if end >= first else None
+
+        parsed, site_crs, sent, failed_sites = self._run_remote(
+            sites,
+            config,
+            download_for,
+            lambda payload: parse_statistics(payload, start, end),
+            cacheable=end < datetime.now(UTC).date() - timedelta(days=self.info.latency_days),
+        )
+        request = {
+            "mode": "remote",
+            "endpoint": f"{config.sh_base_url}/api/v1/statistics",
+            "collection": COLLECTION_TYPE,
+            "time_range": [
+                first.isoformat() + "T00:00:00Z",
+                (end + timedelta(days=1)).isoformat() + "T00:00:00Z",
+            ],
+            "aggregation_interval": "P1D",
+            "resolution_m": float(s.sentinel2_resolution_m),
+            "evalscript_sha256": EVALSCRIPT_SHA256,
+            "masked_scl": list(MASKED_SCL),
+            "site_crs": site_crs,
+            "requests_sent": sent,
+            "failed_sites": failed_sites,
+        }
+        return parsed, request
+
+    def _build_dnbr_request(
+        self, geom_utm: BaseGeometry, epsg: int, pre: tuple[date, date], post: tuple[date, date], config
+    ):
+        from sentinelhub import CRS, Geometry, SentinelHubStatistical
+
+        t0 = datetime(pre[0].year, pre[0].month, pre[0].day, tzinfo=UTC)
+        t1 = datetime(post[1].year, post[1].month, post[1].day, tzinfo=UTC) + timedelta(days=1)
+        res = float(self.settings.sentinel2_resolution_m)
+        request = SentinelHubStatistical(
+            aggregation=SentinelHubStatistical.aggregation(
+                evalscript=dnbr_evalscript(pre, post),
+                time_interval=(t0, t1),
+                aggregation_interval=f"P{(t1 - t0).days}D",  # the whole span: one interval
+                resolution=(res, res),
+            ),
+            input_data=[SentinelHubStatistical.input_data(s2l2a_collection(config.sh_base_url))],
+            geometry=Geometry(geom_utm, crs=CRS(epsg)),
+            calculations=DNBR_CALCULATIONS,
+            config=config,
+        )
+        return request.download_list[0]
+
+    def _fetch_dnbr_remote(
+        self, sites: SiteSet, pre: tuple[date, date], post: tuple[date, date]
+    ) -> tuple[dict, dict]:
+        if pre[0] < MISSION_START:
+            raise SourceRequestError(f"the pre-fire window {pre} starts before Sentinel-2 ({MISSION_START})")
+        config = self._remote_config()
+        parsed, site_crs, sent, failed_sites = self._run_remote(
+            sites,
+            config,
+            lambda geom_utm, epsg: self._build_dnbr_request(geom_utm, epsg, pre, post, config),
+            parse_dnbr,
+            cacheable=post[1] < datetime.now(UTC).date() - timedelta(days=self.info.latency_days),
+        )
+        request = {
+            "mode": "remote",
+            "endpoint": f"{config.sh_base_url}/api/v1/statistics",
+            "collection": COLLECTION_TYPE,
+            "mosaicking": "ORBIT",
+            "resolution_m": float(self.settings.sentinel2_resolution_m),
+            "masked_scl": list(MASKED_SCL),
+            "site_crs": site_crs,
+            "requests_sent": sent,
+            "failed_sites": failed_sites,
+        }
+        return parsed, request
+
+    def _remote_config(self):
+        s = self.settings
         if not s.sh_client_id or not s.sh_client_secret:
             raise SourceAuthError(
                 "Sentinel Hub credentials missing: set HM_SH_CLIENT_ID and HM_SH_CLIENT_SECRET"
             )
-        config = self._config()
-        first = max(start, MISSION_START)
+        return self._config()
+
+    def _run_remote(
+        self,
+        sites: SiteSet,
+        config,
+        download_for: Callable[[BaseGeometry, int], Any],
+        parse: Callable[[Any], dict],
+        cacheable: bool,
+    ) -> tuple[dict[str, dict], dict[str, str], int, dict[str, str]]:
+        """One Statistical API request per site (`download_for` its UTM geometry; None: nothing to ask),
+        served from the raw cache when `cacheable`, within the request budget, parsed by `parse`.
+
+        Returns (parsed answer per site, site CRS, HTTP requests sent, request errors per site). An auth or
+        availability error, or the refusal of every request, is raised; other request errors leave that
+        site with `parse(None)`.
+        """
+        s = self.settings
         parsed: dict[str, dict] = {}
         site_crs: dict[str, str] = {}
         todo: dict[str, tuple[Any, str]] = {}
-        cacheable = end < datetime.now(UTC).date() - timedelta(days=self.info.latency_days)
         geoms = sites.geometries(buffered=True)
         for site, geom in zip(sites, geoms, strict=True):
-            if end < first:
-                parsed[site.id] = parse_statistics(None, start, end)
-                continue
             geom_utm, epsg = to_utm(geom)
+            download = download_for(geom_utm, epsg)
+            if download is None:
+                parsed[site.id] = parse(None)
+                continue
             site_crs[site.id] = f"EPSG:{epsg}"
-            download = self._build_request(geom_utm, epsg, first, end, config)
             key = RawCache.key(request_fingerprint(download))
             cached = self.cache.get(key) if cacheable else None
             if cached is not None:
-                parsed[site.id] = parse_statistics(cached, start, end)
+                parsed[site.id] = parse(cached)
             else:
                 todo[site.id] = (download, key)
 
@@ -455,7 +751,7 @@ class Sentinel2Source:
                                 mapped.__cause__ = exc
                             errors[sid] = mapped
                             continue
-                        result = parse_statistics(payload, start, end)
+                        result = parse(payload)
                         parsed[sid] = result
                         if cacheable and result["status"] == "OK":
                             self.cache.put(todo[sid][1], payload)
@@ -472,24 +768,8 @@ class Sentinel2Source:
         failed_sites = {}
         for sid, err in errors.items():  # request errors: that site cannot be served, the others can
             failed_sites[sid] = str(err)
-            parsed[sid] = parse_statistics(None, start, end)
-        request = {
-            "mode": "remote",
-            "endpoint": f"{config.sh_base_url}/api/v1/statistics",
-            "collection": COLLECTION_TYPE,
-            "time_range": [
-                first.isoformat() + "T00:00:00Z",
-                (end + timedelta(days=1)).isoformat() + "T00:00:00Z",
-            ],
-            "aggregation_interval": "P1D",
-            "resolution_m": float(s.sentinel2_resolution_m),
-            "evalscript_sha256": EVALSCRIPT_SHA256,
-            "masked_scl": list(MASKED_SCL),
-            "site_crs": site_crs,
-            "requests_sent": sent,
-            "failed_sites": failed_sites,
-        }
-        return parsed, request
+            parsed[sid] = parse(None)
+        return parsed, site_crs, sent, failed_sites
 
     def _map_error(self, exc: BaseException) -> SourceError:
         """Our error class for an exception of sentinelhub/oauthlib/requests, with secrets scrubbed."""
@@ -603,6 +883,76 @@ class Sentinel2Source:
             cloudy_days_dropped=json.dumps(cloudy, sort_keys=True),
         )
         return ds
+
+    def _dnbr_cube(
+        self,
+        sites: SiteSet,
+        pre: tuple[date, date],
+        post: tuple[date, date],
+        parsed: dict[str, dict],
+        request: dict,
+    ) -> xr.Dataset:
+        ids = sites.ids
+        hist = np.full((len(ids), 1, DNBR_BINS), np.nan, dtype=np.float32)
+        valid = np.full((len(ids), 1), np.nan, dtype=np.float32)
+        statuses: dict[str, str] = {}
+        failed: dict[str, list] = {}
+        for i, sid in enumerate(ids):
+            result = parsed.get(sid) or parse_dnbr(None)
+            statuses[sid] = result["status"]
+            if result["failed"]:
+                failed[sid] = result["failed"]
+            if result["counts"] is not None:
+                hist[i, 0] = result["counts"]
+                valid[i, 0] = result["valid_fraction"]
+        windows = {"pre": [d.isoformat() for d in pre], "post": [d.isoformat() for d in post]}
+        return xr.Dataset(
+            {
+                "dnbr_hist": (
+                    ("site", "time", "dnbr_bin"),
+                    hist,
+                    {
+                        "units": "1",
+                        "long_name": "Valid pixels per dNBR bin (median NBR of the pre window minus post)",
+                    },
+                ),
+                "dnbr_valid_fraction": (
+                    ("site", "time"),
+                    valid,
+                    {"units": "1", "long_name": "Fraction of site+buffer pixels clear in both windows"},
+                ),
+            },
+            coords={
+                "site": ("site", np.array(ids, dtype=object), {"long_name": "site id"}),
+                "time": (
+                    "time",
+                    np.array([np.datetime64(post[0].isoformat(), "ns")], dtype="datetime64[ns]"),
+                    {"standard_name": "time", "long_name": "first day of the post-fire window"},
+                ),
+                "dnbr_bin_low": (
+                    "dnbr_bin",
+                    DNBR_EDGES[:-1],
+                    {"units": "1", "long_name": "dNBR bin low edge"},
+                ),
+                "dnbr_bin_high": (
+                    "dnbr_bin",
+                    DNBR_EDGES[1:],
+                    {"units": "1", "long_name": "dNBR bin high edge"},
+                ),
+            },
+            attrs={
+                "source": SOURCE_ID,
+                "product": f"{COLLECTION_TYPE} dNBR via Sentinel Hub Statistical API (CDSE)",
+                "product_version": f"L2A dNBR, evalscript {DNBR_EVALSCRIPT_SHA256[:12]}",
+                "attribution": attribution(SOURCE_ID, post[1].year),
+                "request": json.dumps({**request, "windows": windows}, sort_keys=True),
+                "dnbr_windows": json.dumps(windows),
+                "retrieved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "synthetic": "false",
+                "response_status": json.dumps(statuses, sort_keys=True),
+                "failed_intervals": json.dumps(failed, sort_keys=True),
+            },
+        )
 
 
 def build(settings: Settings, mode: str) -> Sentinel2Source:
