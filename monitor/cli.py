@@ -197,8 +197,14 @@ def run(
     sites: Annotated[
         str | None, typer.Option("--sites", help="Comma-separated site ids (default: all).")
     ] = None,
+    recompute: Annotated[
+        str | None,
+        typer.Option(
+            "--recompute", help="Recompute these indicators (comma-separated) over all stored history."
+        ),
+    ] = None,
 ) -> None:
-    """One pipeline pass: fetch, store variables, compute indicators, raise alerts."""
+    """One pipeline pass: fetch, store variables, compute indicators, raise alerts (or --recompute)."""
     from sites import SiteNotFoundError
 
     try:
@@ -209,8 +215,20 @@ def run(
     if start_d and end_d and start_d > end_d:
         raise fail("--start must not be after --end")
     names = _parse_sources(source)
-    _, _, pipeline = _context()
     site_ids = [s.strip() for s in sites.split(",")] if sites else None
+    if recompute:
+        import indicators
+
+        wanted = [i.strip() for i in recompute.split(",") if i.strip()]
+        unknown = [i for i in wanted if i not in {s.id for s in indicators.catalog()}]
+        if unknown:
+            raise fail(f"unknown indicator(s) {', '.join(unknown)}")
+        _, _, pipeline = _context()
+        report = pipeline.recompute(wanted, site_ids)
+        for r in report.results:
+            out.print(f"{r.source}: {r.status}, {r.values_written} value(s) rewritten {r.error or ''}")
+        raise typer.Exit(1 if report.failed else 0)
+    _, _, pipeline = _context()
     try:
         code = _run_pipeline(pipeline, names, start_d, end_d, site_ids)
     except SiteNotFoundError as exc:

@@ -133,6 +133,48 @@ class Pipeline:
             report.results.append(self.run_source(source_id, sites, start, end))
         return report
 
+    def recompute(
+        self, indicator_ids: Sequence[str], site_ids: Sequence[str] | None = None
+    ) -> PipelineReport:
+        """Recompute indicators over the whole stored record (after a formula or coefficient change).
+
+        Nothing is fetched: the stored source variables are the inputs. Values that did not change are
+        not rewritten; changed ones carry the new indicator version.
+        """
+        report = PipelineReport()
+        sites = self.store.site_set(site_ids)
+        where = variable_sources()
+        for indicator_id in indicator_ids:
+            spec = indicators.get(indicator_id)
+            marks = [d for v in spec.inputs if v in where for d in self.store.watermarks(where[v]).values()]
+            name = f"recompute:{spec.id}"[:40]
+            if not marks or not sites:
+                report.results.append(SourceRunResult(name, "skipped", error="no stored inputs"))
+                continue
+            end = max(marks)
+            self._cache.clear()
+            self._fetched = {}
+            run_id = self.store.start_run(name, "recompute", None, end, len(sites))
+            result = SourceRunResult(name, "running", run_id, None, end)
+            try:
+                with self.store.session.begin() as session:
+                    records = self._compute(spec, sites, date(1900, 1, 1), end, None)
+                    result.values_written = self.store.upsert_values(session, records)
+                    rule = AlertRule(self.settings.alert_min_level, self.settings.alert_lookback_days)
+                    source_id = where[spec.inputs[0]]
+                    result.alerts_raised = evaluate(
+                        session, spec, records, sites, rule, attribution(source_id, end.year), end
+                    )
+                    enqueue(session, settings=self.settings)
+                result.status = "ok"
+            except (IndicatorError, ValueError, KeyError, OSError) as exc:
+                result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+            self.store.finish_run(
+                run_id, result.status, result.values_written, result.alerts_raised, result.error
+            )
+            report.results.append(result)
+        return report
+
     def _window(
         self, source_id: str, sites: SiteSet, start: date | None, end: date | None
     ) -> tuple[date, date]:

@@ -232,11 +232,12 @@ class Store:
             | (table.c.indicator_version != ex.indicator_version)
             | (table.c.product_version != ex.product_version)
             | (table.c.source != ex.source)
-            | table.c.coverage.is_distinct_from(ex.coverage)
+            | (ex.coverage.is_not(None) & table.c.coverage.is_distinct_from(ex.coverage))
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=["site_id", "indicator_id", "period_start"],
-            set_={c: ex[c] for c in (*VALUE_COLUMNS[3:], "computed_at")},
+            set_={c: ex[c] for c in (*VALUE_COLUMNS[3:], "computed_at")}
+            | {"coverage": func.coalesce(ex.coverage, table.c.coverage)},  # a recompute keeps coverage
             where=changed,
         )
         sqlite_db = session.get_bind().dialect.name == "sqlite"

@@ -130,3 +130,23 @@ def test_site_threshold_override_changes_levels(pipeline, store, settings):
     frame = store.series(["athens"], ["hot_days"])
     jul = frame[pd.to_datetime(frame["period_start"]).dt.month == 7]
     assert (jul["level"] == 4).all()
+
+
+def test_recompute_rewrites_only_what_a_new_version_changes(pipeline, store, monkeypatch):
+    import dataclasses
+
+    import indicators
+    from indicators import core
+
+    pipeline.run(["era5_land"])
+    before = store.series(["athens", "krakow", "bergen"], ["hot_days"])
+    unchanged = pipeline.recompute(["hot_days"])
+    assert unchanged.results[0].status == "ok" and unchanged.results[0].values_written == 0
+    spec = indicators.get("hot_days")
+    monkeypatch.setitem(core._REGISTRY, "hot_days", dataclasses.replace(spec, version="2"))
+    changed = pipeline.recompute(["hot_days"])
+    after = store.series(["athens", "krakow", "bergen"], ["hot_days"])
+    assert changed.results[0].values_written == len(before) == len(after)
+    assert set(after["indicator_version"]) == {"2"}
+    assert (after["value"].fillna(-1).values == before["value"].fillna(-1).values).all()
+    assert (after["coverage"] == 1.0).all()
