@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     sentinel2_path: Path | None = Field(None, description="Saved Statistical API JSON for local mode.")
     egms_mode: SourceMode = Field("demo", description="EGMS ground motion: demo | local.")
     egms_path: Path | None = Field(None, description="EGMS CSV files for local mode.")
-    clms_land_mode: SourceMode = Field("demo", description="CLMS land cover: demo | local | remote.")
+    clms_land_mode: SourceMode = Field("demo", description="CLMS land cover: demo | local (the CLMS download API is not supported yet).")
     clms_land_path: Path | None = Field(None, description="CORINE/HRL GeoTIFFs for local mode.")
     cems_fire_mode: SourceMode = Field("demo", description="CEMS fire danger: demo | local | remote.")
     cems_fire_path: Path | None = Field(None, description="CEMS fire NetCDF files for local mode.")
@@ -283,3 +283,29 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings (cached; tests build their own `Settings`)."""
     return Settings()
+
+
+def settings_reference() -> str:
+    """A Markdown table of every setting: environment name, default and meaning (docs/configuration.md)."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Every setting is an environment variable with the prefix `HM_` (or a line in a `.env` file).",
+        "Secrets are never logged and never returned by the API. Generated from `monitor/settings.py`",
+        "by `python -m monitor.settings`; a test keeps this file in step with the code.",
+        "",
+        "| variable | default | meaning |",
+        "|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = "—" if default is None else f"`{default}`"
+        if isinstance(default, Path):
+            shown = f"`{default.as_posix()}`"
+        description = (field.description or "").replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| `HM_{name.upper()}` | {shown} | {description} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_reference(), end="")
