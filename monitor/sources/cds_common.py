@@ -607,6 +607,8 @@ def reduce_files(
         try:
             context = open_normalised(path)
             datasets = context.__enter__()
+        except ImportError:  # a missing engine (cfgrib) is an installation error, not a bad file
+            raise
         except Exception as exc:
             log.warning("%s: skipped, not readable (%s)", path.name, exc)
             continue
@@ -866,6 +868,8 @@ def time_ranges(files: Sequence[Path]) -> dict[Path, tuple[np.datetime64, np.dat
                 if stamps:
                     every = np.concatenate(stamps)
                     bounds = (every.min(), every.max())
+        except ImportError:
+            raise
         except Exception as exc:
             log.warning("%s: not readable (%s)", path.name, exc)
         out[path] = bounds
