@@ -10,7 +10,19 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors
-from api.routes import alerts, feeds, health, indicators, sites, subscriptions, timeseries
+from api.limits import BodyLimitMiddleware, RateLimitMiddleware
+from api.routes import (
+    alerts,
+    feeds,
+    health,
+    indicators,
+    plots,
+    site_admin,
+    sites,
+    subscriptions,
+    timeseries,
+    variables,
+)
 from monitor.settings import Settings
 from monitor.store.db import make_engine, upgrade
 from monitor.store.repository import Store
@@ -65,11 +77,20 @@ def create_app(
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.api_max_upload_mb * 1_000_000))
+    app.add_middleware(
+        RateLimitMiddleware,
+        anonymous_per_minute=settings.rate_limit_per_minute,
+        keyed_per_minute=settings.rate_limit_keyed_per_minute,
+    )
     errors.install(app)
     for module in (
         health,
+        site_admin,
         sites,
         indicators,
+        variables,
+        plots,
         timeseries,
         feeds,
         alerts,

@@ -81,3 +81,63 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception):
         log.exception("unhandled error on %s", request.url.path)
         return problem(500, "internal error; the incident was logged", request)
+
+
+# ---- OpenAPI documentation of error responses ----------------------------------------------------------
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+    "additionalProperties": True,
+}
+_MEANINGS = {
+    400: "Bad request (e.g. an unreadable multipart body).",
+    401: "Missing, malformed, unknown or revoked API key (or reading requires a key).",
+    403: "The key's role or site scope does not allow this.",
+    404: "No such site, indicator, alert or variable.",
+    409: "Conflict: the resource already exists.",
+    413: "The request body exceeds HM_API_MAX_UPLOAD_MB.",
+    415: "Unsupported upload type.",
+    422: "Invalid parameters or body; `errors` lists the fields.",
+    429: "Rate limit exceeded; retry after `Retry-After` seconds.",
+    500: "Unexpected error (logged).",
+    503: "A Copernicus source is unavailable.",
+}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict]:
+    """OpenAPI `responses` entries of problem+json errors with these statuses."""
+    out: dict[int | str, dict] = {}
+    for code in codes:
+        example = {
+            "type": "about:blank",
+            "title": HTTPStatus(code).phrase,
+            "status": code,
+            "detail": _MEANINGS.get(code, HTTPStatus(code).phrase),
+            "instance": "/api/v1/…",
+        }
+        entry: dict = {
+            "description": _MEANINGS.get(code, HTTPStatus(code).phrase),
+            "content": {PROBLEM: {"schema": _PROBLEM_SCHEMA, "example": example}},
+        }
+        if code == 429:
+            entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}}
+        if code == 401:
+            entry["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+        out[code] = entry
+    return out
+
+
+#: Errors every API route may answer: bad key, invalid parameters, throttled, unexpected.
+COMMON_ERRORS = problem_responses(401, 422, 429, 500)
+#: Errors of routes that change something.
+WRITE_ERRORS = problem_responses(403)
+#: Errors documented on the routers whose routes may answer any of the usual client errors.
+ALL_ERRORS = problem_responses(400, 401, 403, 404, 409, 422, 429, 500)

@@ -3,11 +3,20 @@
 One pass per source. The values, alert changes and watermarks of a pass are written in one database
 transaction, so a pass leaves either the old state or the new one; the Parquet variable store is
 idempotent (merge and atomic replace), so a rerun after a crash repairs it.
+
+A pass over a long period (a backfill) is cut into chunks (`HM_BACKFILL_CHUNK`, default a year), each
+committed with its watermark and the backfill's progress; rerun with the same dates (or none) after an
+interruption, it resumes after the last complete chunk. A run left `running` by a killed process is
+marked `interrupted` when the next pass of its source starts. On SIGTERM (or `request_stop()`), the
+current chunk is finished and the pass stops, recorded as `interrupted`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -15,19 +24,58 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 import xarray as xr
+from sqlalchemy import and_, delete, update
 
 import indicators
 from indicators import IndicatorError, IndicatorSpec
 from monitor.alerts.delivery import enqueue
 from monitor.alerts.episodes import AlertRule, evaluate, period_end
+from monitor.lease import backfill_progress
 from monitor.settings import Settings
 from monitor.sources import SOURCES, SourceError, attribution, make_source
-from monitor.store.repository import Store
+from monitor.store.repository import Store, utcnow
+from monitor.store.tables import RunRow
 from monitor.store.variables import VariableStore
 from sites import SiteParams, SiteSet
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
+
+#: Set on SIGTERM (or by `request_stop`): passes finish their current chunk, then stop.
+STOP = threading.Event()
+
+
+def request_stop(*_args) -> None:
+    """Ask running passes to stop after their current chunk (a signal handler, or the scheduler)."""
+    STOP.set()
+
+
+@contextlib.contextmanager
+def graceful_sigterm():
+    """In the main thread: SIGTERM finishes the current chunk instead of killing the process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, request_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def chunks(start: date, end: date, size: str) -> list[tuple[date, date]]:
+    """[start, end] cut at year (or month) boundaries; `none`: one piece."""
+    if size == "none" or start > end:
+        return [(start, end)]
+    out, first = [], start
+    while first <= end:
+        if size == "month":
+            following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+        else:
+            following = date(first.year + 1, 1, 1)
+        out.append((first, min(end, following - timedelta(days=1))))
+        first = following
+    return out
 
 
 @dataclass
@@ -35,7 +83,7 @@ class SourceRunResult:
     """What one pass over one source did."""
 
     source: str
-    status: str  # ok | partial | failed | up_to_date | skipped
+    status: str  # ok | partial | failed | interrupted | up_to_date | skipped
     run_id: str | None = None
     start: date | None = None
     end: date | None = None
@@ -50,8 +98,8 @@ class PipelineReport:
 
     @property
     def failed(self) -> list[SourceRunResult]:
-        """Passes that failed, or completed with some indicators failing."""
-        return [r for r in self.results if r.status in ("failed", "partial")]
+        """Passes that failed, were interrupted, or completed with some indicators failing."""
+        return [r for r in self.results if r.status in ("failed", "partial", "interrupted")]
 
     @property
     def values_written(self) -> int:
@@ -127,11 +175,32 @@ class Pipeline:
         """One pass of each source (default: all daily sources); a failing source does not stop others."""
         report = PipelineReport()
         sites = self.store.site_set(site_ids)
-        for source_id in sources or [s for s, i in SOURCES.items() if i.variables]:
-            if progress:
-                progress(source_id)
-            report.results.append(self.run_source(source_id, sites, start, end))
+        with graceful_sigterm():
+            for source_id in sources or [s for s, i in SOURCES.items() if i.variables]:
+                if STOP.is_set():
+                    report.results.append(SourceRunResult(source_id, "interrupted", error="stop requested"))
+                    continue
+                if progress:
+                    progress(source_id)
+                report.results.append(self.run_source(source_id, sites, start, end))
         return report
+
+    def mark_interrupted(self, source_id: str | None = None) -> int:
+        """Runs left `running` by a killed process (of one source, or all) become `interrupted`."""
+        where = [RunRow.status == "running"]
+        if source_id:
+            where.append(RunRow.source == source_id)
+        with self.store.session.begin() as session:
+            res = session.execute(
+                update(RunRow)
+                .where(*where)
+                .values(
+                    status="interrupted",
+                    finished_at=utcnow(),
+                    error="the process ended before the run finished",
+                )
+            )
+        return res.rowcount or 0
 
     def recompute(
         self, indicator_ids: Sequence[str], site_ids: Sequence[str] | None = None
@@ -190,55 +259,127 @@ class Pipeline:
     def run_source(
         self, source_id: str, sites: SiteSet, start: date | None = None, end: date | None = None
     ) -> SourceRunResult:
-        """Fetch, store and evaluate one source over [start, end] (default: since its watermark)."""
+        """Fetch, store and evaluate one source over [start, end] (default: since its watermark).
+
+        The period is processed in chunks, each committed with its watermark; an interrupted backfill
+        rerun with the same dates (or none) resumes after its last complete chunk.
+        """
         if not sites:
             return SourceRunResult(source_id, "skipped", error="no sites registered")
-        start, end = self._window(source_id, sites, start, end)
+        origin, start, end = self._resume(source_id, sites, start, end)
         if start > end:
             return SourceRunResult(source_id, "up_to_date", start=start, end=end)
         try:
             source = make_source(source_id, self.settings)
         except SourceError as exc:
             return SourceRunResult(source_id, "skipped", start=start, end=end, error=str(exc))
-        self._cache.clear()
+        self.mark_interrupted(source_id)
         run_id = self.store.start_run(source_id, source.mode, start, end, len(sites))
         result = SourceRunResult(source_id, "running", run_id, start, end)
+        pieces = chunks(start, end, self.settings.backfill_chunk)
+        problems: list[str] = []
         try:
-            cube = source.fetch(sites, start, end)
-            self._fetched = {source_id: cube}
-            coverage = cube.get("coverage", None)
-            self.variables.write(source_id, cube.drop_vars("coverage", errors="ignore"))
-            with self.store.session.begin() as session:
-                problems = []
-                for spec in self._affected(source_id):
-                    try:
-                        records = self._compute(spec, sites, start, end, coverage)
-                    except (
-                        IndicatorError,
-                        ValueError,
-                        KeyError,
-                    ) as exc:  # one indicator never stops the rest
-                        log.warning("indicator %s failed on %s: %s", spec.id, source_id, exc)
-                        problems.append(f"{spec.id}: {type(exc).__name__}: {exc}")
-                        continue
-                    result.values_written += self.store.upsert_values(session, records)
-                    rule = AlertRule(self.settings.alert_min_level, self.settings.alert_lookback_days)
-                    result.alerts_raised += evaluate(
-                        session, spec, records, sites, rule, self._attribution(cube, source_id, end), end
-                    )
-                enqueue(session, settings=self.settings)  # deliveries go out later, never blocking the pass
-                self.store.set_watermarks(
-                    session, source_id, sites.ids, end, str(cube.attrs.get("product_version", ""))
-                )
-            result.status = "partial" if problems else "ok"
-            result.error = "; ".join(problems) or None
+            for i, (first, last) in enumerate(pieces):
+                if STOP.is_set():
+                    result.status = "interrupted"
+                    result.error = f"stop requested; data stored through {first - timedelta(days=1)}"
+                    break
+                final = i == len(pieces) - 1
+                self._chunk(source_id, source, sites, (first, last), origin, end, final, result, problems)
+            else:
+                result.status = "partial" if problems else "ok"
+                result.error = "; ".join(dict.fromkeys(problems)) or None
         except (SourceError, OSError, ValueError) as exc:
             log.warning("source %s failed: %s", source_id, exc)
+            result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a bug must still end the run as failed, never leave it "running"
+            log.exception("source %s failed unexpectedly", source_id)
             result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
         self.store.finish_run(
             run_id, result.status, result.values_written, result.alerts_raised, result.error
         )
         return result
+
+    def _resume(
+        self, source_id: str, sites: SiteSet, start: date | None, end: date | None
+    ) -> tuple[date, date, date]:
+        """(first day of the backfill, first day still to do, last day) of this pass."""
+        target = end or default_end(self.settings, source_id)
+        t = backfill_progress
+        with self.store.session() as session:
+            row = session.execute(t.select().where(t.c.source == source_id)).first()
+        if row is not None and row.period_end == target and start in (None, row.period_start):
+            marks = self.store.watermarks(source_id)  # every site got the chunks already done
+            if all(s in marks and marks[s] >= row.done_through for s in sites.ids):
+                return row.period_start, row.done_through + timedelta(days=1), target
+        start, end = self._window(source_id, sites, start, end)
+        return start, start, end
+
+    def _chunk(
+        self,
+        source_id: str,
+        source,
+        sites: SiteSet,
+        window: tuple[date, date],
+        origin: date,
+        final_end: date,
+        final: bool,
+        result: SourceRunResult,
+        problems: list[str],
+    ) -> None:
+        """One chunk: fetch, store variables, then values, alerts, watermarks and progress in one
+        transaction. In a multi-chunk backfill, indicators needing history are computed once, at the
+        last chunk, over the whole backfill; alerts are judged as one pass up to `final_end` would."""
+        start, end = window
+        chunked = not (final and start == origin)
+        self._cache.clear()
+        cube = source.fetch(sites, start, end)
+        self._fetched = {source_id: cube}
+        coverage = cube.get("coverage", None)
+        self.variables.write(source_id, cube.drop_vars("coverage", errors="ignore"))
+        rule = AlertRule(self.settings.alert_min_level, self.settings.alert_lookback_days)
+        attribution_text = self._attribution(cube, source_id, final_end)
+        with self.store.session.begin() as session:
+            for spec in self._affected(source_id):
+                if chunked and spec.history and not final:
+                    continue
+                first = origin if spec.history else start
+                try:
+                    records = self._compute(spec, sites, first, end, coverage)
+                except (IndicatorError, ValueError, KeyError) as exc:  # one indicator never stops the rest
+                    log.warning("indicator %s failed on %s: %s", spec.id, source_id, exc)
+                    problems.append(f"{spec.id}: {type(exc).__name__}: {exc}")
+                    continue
+                result.values_written += self.store.upsert_values(session, records)
+                judged = records
+                if chunked and not final and not records.empty:
+                    horizon = period_floor(final_end, spec.freq) - timedelta(days=rule.lookback_days)
+                    judged = records[records["period_start"] > horizon]
+                result.alerts_raised += evaluate(session, spec, judged, sites, rule, attribution_text, end)
+            enqueue(session, settings=self.settings)  # deliveries go out later, never blocking the pass
+            self.store.set_watermarks(
+                session, source_id, sites.ids, end, str(cube.attrs.get("product_version", ""))
+            )
+            self._record_progress(session, source_id, origin, final_end, end, result.run_id, final)
+
+    @staticmethod
+    def _record_progress(session, source_id, origin, final_end, done, run_id, final) -> None:
+        t = backfill_progress
+        this = and_(t.c.source == source_id, t.c.period_start == origin, t.c.period_end == final_end)
+        if final:
+            session.execute(delete(t).where(this))
+            return
+        session.execute(delete(t).where(t.c.source == source_id))
+        session.execute(
+            t.insert().values(
+                source=source_id,
+                period_start=origin,
+                period_end=final_end,
+                done_through=done,
+                run_id=run_id,
+                updated_at=utcnow(),
+            )
+        )
 
     @staticmethod
     def _attribution(cube: xr.Dataset, source_id: str, end: date) -> str:
@@ -276,9 +417,12 @@ class Pipeline:
             fetched = self._fetched.get(source_id)
             for v in wanted:  # variables with extra dims (histograms) live only in this pass's cube
                 if v not in part and fetched is not None and v in fetched:
-                    part[v] = fetched[v].sel(
-                        time=slice(pd.Timestamp(first) if first else None, pd.Timestamp(last))
-                    )
+                    value = fetched[v]
+                    if "time" in value.dims:
+                        value = value.sel(
+                            time=slice(pd.Timestamp(first) if first else None, pd.Timestamp(last))
+                        )
+                    part[v] = value  # a per-site value (e.g. a return-period threshold) broadcasts over time
             parts.append(part)
             for key in ("source", "product", "product_version", "synthetic"):
                 attrs.setdefault(key, []).append(str(part.attrs.get(key, "")))
@@ -287,16 +431,17 @@ class Pipeline:
             for name in part.data_vars:
                 cube[name].attrs = dict(part[name].attrs)
         cube.attrs = {k: "+".join(dict.fromkeys(v)) for k, v in attrs.items()}
+        if "site" not in cube.coords:  # no stored or fetched input at all
+            return cube
         lon, lat = np.array([sites[s].centroid for s in cube.site.values], dtype=float).reshape(-1, 2).T
-        cube = cube.assign_coords(lat=("site", lat), lon=("site", lon))
-        return cube
+        return cube.assign_coords(lat=("site", lat), lon=("site", lon))
 
     def _compute(
         self, spec: IndicatorSpec, sites: SiteSet, start: date, end: date, coverage: xr.DataArray | None
     ) -> pd.DataFrame:
         cube = self._inputs(spec, sites, start, end)
         missing = [v for v in spec.inputs if v not in cube]
-        if missing or cube.sizes.get("time", 0) == 0 or all(cube[v].count() == 0 for v in spec.inputs):
+        if missing or cube.sizes.get("time", 0) == 0 or all(int(cube[v].count()) == 0 for v in spec.inputs):
             return pd.DataFrame()  # nothing to compute from: no values, not zero values
         values = indicators.compute(spec.id, cube, **site_parameters(spec, sites, cube.site.values))
         values = values.transpose("site", "time")

@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     sentinel2_path: Path | None = Field(None, description="Saved Statistical API JSON for local mode.")
     egms_mode: SourceMode = Field("demo", description="EGMS ground motion: demo | local.")
     egms_path: Path | None = Field(None, description="EGMS CSV files for local mode.")
-    clms_land_mode: SourceMode = Field("demo", description="CLMS land cover: demo | local (the CLMS download API is not supported yet).")
+    clms_land_mode: SourceMode = Field(
+        "demo", description="CLMS land cover: demo | local (no remote API yet)."
+    )
     clms_land_path: Path | None = Field(None, description="CORINE/HRL GeoTIFFs for local mode.")
     cems_fire_mode: SourceMode = Field("demo", description="CEMS fire danger: demo | local | remote.")
     cems_fire_path: Path | None = Field(None, description="CEMS fire NetCDF files for local mode.")
@@ -214,6 +216,54 @@ class Settings(BaseSettings):
     demo_end: date | None = Field(None, description="Last day of demo data; default: yesterday (UTC).")
     demo_years: int = Field(30, ge=1, le=80, description="Years of daily demo history.")
 
+    # --- scheduler and durability ---------------------------------------------------------------
+    schedule_era5_land: str = Field(
+        "daily@07:00",
+        description="ERA5-Land schedule: `daily@HH:MM` (UTC, after the product's release), `<N>h` or "
+        "`<N>m` (interval), `onchange@<N>m` (check the local path's mtime every N minutes) or `off`.",
+    )
+    schedule_cams_europe: str = Field(
+        "daily@10:00", description="CAMS Europe schedule (same syntax as `HM_SCHEDULE_ERA5_LAND`)."
+    )
+    schedule_sentinel2: str = Field(
+        "72h", description="Sentinel-2 schedule (same syntax as `HM_SCHEDULE_ERA5_LAND`)."
+    )
+    schedule_egms: str = Field(
+        "onchange@60m", description="EGMS schedule (same syntax as `HM_SCHEDULE_ERA5_LAND`)."
+    )
+    schedule_clms_land: str = Field(
+        "onchange@60m", description="CLMS land schedule (same syntax as `HM_SCHEDULE_ERA5_LAND`)."
+    )
+    schedule_cems_fire: str = Field(
+        "daily@12:00", description="CEMS fire (EFFIS) schedule (same syntax as `HM_SCHEDULE_ERA5_LAND`)."
+    )
+    schedule_glofas: str = Field(
+        "daily@09:00", description="GloFAS schedule (same syntax as `HM_SCHEDULE_ERA5_LAND`)."
+    )
+    schedule_ems_rapid_mapping: str = Field(
+        "15m", description="EMS Rapid Mapping schedule (same syntax as `HM_SCHEDULE_ERA5_LAND`)."
+    )
+    scheduler_misfire_grace_seconds: int = Field(
+        3600, ge=1, description="A job that missed its time by up to this many seconds still runs (once)."
+    )
+    scheduler_lease_ttl_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="SQLite: the scheduler lease expires this long after its last heartbeat (renewed every "
+        "third of it); another scheduler may take it over only then. PostgreSQL uses an advisory lock.",
+    )
+    backfill_chunk: Literal["year", "month", "none"] = Field(
+        "year",
+        description="A pass over a long period is committed in chunks of this size, each with its "
+        "watermark, so an interrupted backfill resumes after the last complete chunk.",
+    )
+    freshness_grace_days: int = Field(
+        2,
+        ge=0,
+        description="A `source_freshness` system alert opens when a source's newest data is older than its "
+        "expected latency plus this many days.",
+    )
+
     # --- alerts ---------------------------------------------------------------------------------
     alert_lookback_days: int = Field(
         365, ge=1, description="Only periods ending within this many days of the newest data raise alerts."
@@ -262,6 +312,20 @@ class Settings(BaseSettings):
     api_max_page_size: int = Field(1000, ge=1, description="Hard maximum of `limit` on paged endpoints.")
     public_read: bool = Field(True, description="Whether reading endpoints answer without an API key.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS.")
+    api_max_upload_mb: float = Field(
+        20.0, gt=0, description="Largest request body accepted by uploads (site import), MB; larger → 413."
+    )
+    rate_limit_per_minute: int = Field(
+        1200,
+        ge=0,
+        description="Requests per minute per anonymous client address (token bucket, per API replica); "
+        "0 = unlimited.",
+    )
+    rate_limit_keyed_per_minute: int = Field(
+        6000,
+        ge=0,
+        description="Requests per minute per API key (token bucket, per API replica); 0 = unlimited.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,13 +10,13 @@ from pydantic import BaseModel, Field
 import indicators
 from api.auth import ReaderDep, WriterDep, require_site
 from api.deps import PageDep, StoreDep
-from api.errors import ProblemError
+from api.errors import ALL_ERRORS, ProblemError
 from api.schemas import AlertList, AlertPublic, Link
 from indicators import LEVEL_CODES, LEVELS
 from monitor.alerts.episodes import AlertStateError, acknowledge, resolve_by_hand
 from monitor.store.tables import AlertRow
 
-router = APIRouter(prefix="/api/v1", tags=["alerts"])
+router = APIRouter(prefix="/api/v1", tags=["alerts"], responses=ALL_ERRORS)
 Severity = Literal["low", "moderate", "high", "severe"]
 
 

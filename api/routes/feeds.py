@@ -15,13 +15,13 @@ from fastapi.responses import Response
 import indicators
 from api.auth import ReaderDep
 from api.deps import SettingsDep, StoreDep
-from api.errors import ProblemError
+from api.errors import ALL_ERRORS, ProblemError
 from indicators import UnknownIndicatorError
 from monitor.alerts import i18n
 from monitor.alerts.atom import ATOM_MEDIA_TYPE, alerts_to_atom, current_entries
 from monitor.alerts.cap import CAP_MEDIA_TYPE, alert_to_cap
 
-router = APIRouter(prefix="/api/v1", tags=["alerts"])
+router = APIRouter(prefix="/api/v1", tags=["alerts"], responses=ALL_ERRORS)
 LANG_HELP = f"Language(s) of the texts, comma-separated: {', '.join(i18n.LANGUAGES)}."
 
 

@@ -13,11 +13,13 @@ from sqlalchemy import text
 
 from api.auth import ReaderDep
 from api.deps import PageDep, SettingsDep, StoreDep
+from api.errors import ALL_ERRORS
 from api.schemas import RunPublic
+from monitor.scheduler import open_system_alerts
 from monitor.sources import SOURCES
 from monitor.store.repository import Store
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=ALL_ERRORS)
 
 
 def freshness_detail(store: Store, settings) -> dict[str, dict]:
@@ -45,7 +47,11 @@ def freshness_detail(store: Store, settings) -> dict[str, dict]:
 @router.get("/health", summary="Liveness, with each source's data freshness")
 def health(store: StoreDep, settings: SettingsDep) -> dict:
     """The process is alive; `sources` says how fresh each source's data is (stale data is not unhealthy)."""
-    return {"status": "ok", "sources": freshness_detail(store, settings)}
+    return {
+        "status": "ok",
+        "sources": freshness_detail(store, settings),
+        "systemAlerts": open_system_alerts(store),  # kind "system": about sources, never site alerts
+    }
 
 
 @router.get("/ready", summary="Readiness: the database answers")
@@ -83,6 +89,15 @@ class _StoreCollector:
         for status in ("open", "acknowledged", "resolved"):
             alerts.add_metric([status], self.store.list_alerts(status=status, limit=1)[1])
         yield alerts
+        system = GaugeMetricFamily(
+            "heritage_system_alerts_open", "Open system alerts (e.g. stale sources)", labels=["source"]
+        )
+        counts: dict[str, int] = {}
+        for a in open_system_alerts(self.store):
+            counts[a["source"]] = counts.get(a["source"], 0) + 1
+        for source_id in SOURCES:
+            system.add_metric([source_id], float(counts.get(source_id, 0)))
+        yield system
         sites = GaugeMetricFamily("heritage_sites", "Registered sites")
         sites.add_metric([], self.store.list_sites(limit=1)[1])
         yield sites
@@ -110,4 +125,5 @@ def list_runs(
         "numberReturned": len(rows),
         "runs": [RunPublic.from_row(r).model_dump(mode="json") for r in rows],
         "sources": freshness_detail(store, settings),
+        "systemAlerts": open_system_alerts(store),
     }

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 import indicators
+from api.errors import ALL_ERRORS
 from api.schemas import IndicatorCatalog, IndicatorPublic
 
-router = APIRouter(prefix="/api/v1", tags=["indicators"])
+router = APIRouter(prefix="/api/v1", tags=["indicators"], responses=ALL_ERRORS)
 
 
 @router.get("/indicators", summary="The indicator catalogue")

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.auth import ReaderDep
 from api.deps import PageDep, StoreDep
-from api.errors import ProblemError
+from api.errors import COMMON_ERRORS, ProblemError, problem_responses
 from indicators import level_name
 
-router = APIRouter(prefix="/api/v1", tags=["sites"])
+router = APIRouter(prefix="/api/v1", tags=["sites"], responses={**COMMON_ERRORS, **problem_responses(400)})
+SiteIdPath = Annotated[str, Path(description="Site id", examples=["athens"])]
 GEOJSON = "application/geo+json"
 
 
@@ -49,11 +50,25 @@ def list_sites(
         str | None, Query(description="west,south,east,north in EPSG:4326", examples=["-10,35,30,60"])
     ] = None,
     country: Annotated[
-        str | None, Query(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
+        str | None, Query(min_length=2, max_length=2, description="ISO 3166-1 alpha-2", examples=["IT"])
+    ] = None,
+    material: Annotated[
+        str | None,
+        Query(max_length=100, description="Only sites made of this material", examples=["marble"]),
+    ] = None,
+    heritage_type: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Only sites of this heritage type (case-insensitive)",
+            examples=["monument"],
+        ),
     ] = None,
 ) -> JSONResponse:
     """Registered heritage sites, paged with `limit`/`offset`; feature `id` is the site id."""
-    sites, total = store.list_sites(parse_bbox(bbox), country, page.limit, page.offset)
+    sites, total = store.find_sites(
+        parse_bbox(bbox), country, material, heritage_type, page.limit, page.offset
+    )
     query = {k: v for k, v in request.query_params.items() if k not in ("limit", "offset")}
     links: list[dict[str, Any]] = [{"href": str(request.url), "rel": "self", "type": GEOJSON}]
     if page.offset + len(sites) < total:
@@ -78,9 +93,9 @@ def list_sites(
     "/sites/{site_id}",
     summary="One site (GeoJSON Feature) with the latest level of each indicator",
     response_class=JSONResponse,
-    responses={200: {"content": {GEOJSON: {}}}, 404: {"description": "No such site."}},
+    responses={200: {"content": {GEOJSON: {}}}, **problem_responses(404)},
 )
-def get_site(site_id: str, request: Request, store: StoreDep, _: ReaderDep) -> JSONResponse:
+def get_site(site_id: SiteIdPath, request: Request, store: StoreDep, _: ReaderDep) -> JSONResponse:
     """One site; `properties.latest` holds the newest value and level of every indicator."""
     site = store.get_site(site_id)
     feature = site.to_feature()

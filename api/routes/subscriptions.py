@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import WriterDep, require_site
 from api.deps import StoreDep
-from api.errors import ProblemError
+from api.errors import ALL_ERRORS, ProblemError
 from monitor.alerts.delivery import (
     SubscriptionError,
     create_subscription,
@@ -20,7 +20,7 @@ from monitor.alerts.delivery import (
     unsubscribe_by_token,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["subscriptions"])
+router = APIRouter(prefix="/api/v1", tags=["subscriptions"], responses=ALL_ERRORS)
 
 
 class SubscriptionCreate(BaseModel):

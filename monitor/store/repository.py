@@ -484,6 +484,58 @@ class Store:
                 return None
             return row
 
+    # ---- API additions (sites with property filters, per-site upsert status) ----------------------
+    def find_sites(
+        self,
+        bbox: tuple[float, float, float, float] | None = None,
+        country: str | None = None,
+        material: str | None = None,
+        heritage_type: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> tuple[list[Site], int]:
+        """Like `list_sites`, also filtered by a material (one of the site's) and a heritage type
+        (case-insensitive); the material filter runs in Python, portable across SQLite and PostgreSQL."""
+        sites, total = self.list_sites(bbox, country)
+        if material:
+            wanted = material.strip().lower().replace(" ", "_")
+            sites = [s for s in sites if wanted in s.materials]
+        if heritage_type:
+            kind = heritage_type.strip().lower()
+            sites = [s for s in sites if (s.heritage_type or "").lower() == kind]
+        total = len(sites)
+        end = None if limit is None else offset + limit
+        return sites[offset:end], total
+
+    def upsert_site_statuses(self, sites: Sequence[Site]) -> dict[str, str]:
+        """Upsert sites in one transaction; returns each id's outcome: stored | updated | unchanged."""
+        sites = list(sites)
+        out: dict[str, str] = {}
+        with self.session.begin() as s:
+            existing = {
+                r.id: r for r in s.scalars(select(SiteRow).where(SiteRow.id.in_([x.id for x in sites])))
+            }
+            now = utcnow()
+            for site in sites:
+                values = site_to_row_values(site)
+                row = existing.get(site.id)
+                if row is None:
+                    s.add(SiteRow(**values, created_at=now, updated_at=now))
+                    out[site.id] = "stored"
+                elif any(getattr(row, k) != v for k, v in values.items()):
+                    for k, v in values.items():
+                        setattr(row, k, v)
+                    row.updated_at = now
+                    out[site.id] = "updated"
+                else:
+                    out[site.id] = "unchanged"
+        return out
+
+    def existing_site_ids(self, site_ids: Sequence[str]) -> set[str]:
+        """Which of these ids are registered."""
+        with self.session() as s:
+            return set(s.scalars(select(SiteRow.id).where(SiteRow.id.in_(list(site_ids)))))
+
 
 def _nullable(values: list) -> list:
     """NaN, NaT and pandas NA as None, the database's NULL."""

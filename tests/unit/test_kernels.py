@@ -6,8 +6,10 @@ import xarray as xr
 import xclim.indices as xci
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from xclim.indices import generic
 
 import indicators
+from indicators import kernels
 
 
 def cube(tasmin: np.ndarray, tasmax: np.ndarray, start: str = "2001-12-20") -> xr.Dataset:
@@ -42,3 +44,120 @@ def test_heat_wave_days_equal_xclim_total_length(seed, n_sites, n_days, window, 
     )
     valid = ours.notnull()
     np.testing.assert_array_equal(ours.where(valid).values, ref.astype(float).where(valid).values)
+
+
+# --- period reductions: each kernel against the xclim / xarray computation it replaces ---------------
+
+PERIODS = settings(max_examples=12, deadline=None)
+
+
+def _gappy(
+    rng: np.random.Generator, lo: float, hi: float, shape: tuple[int, int], share: float
+) -> np.ndarray:
+    """Uniform values with a share of NaN days and, on one site, a whole NaN stretch (empty periods)."""
+    a = rng.uniform(lo, hi, shape)
+    a[rng.random(shape) < share] = np.nan
+    a[0, 40:120] = np.nan
+    return a
+
+
+def _starts(da: xr.DataArray, freq: str) -> tuple[np.ndarray, np.ndarray]:
+    labels = da.time.resample(time=freq).first().time.values
+    return labels, kernels.period_starts(da.time.values, labels)
+
+
+def _has_data(*das: xr.DataArray, freq: str) -> np.ndarray:
+    valid = das[0].notnull()
+    for da in das[1:]:
+        valid = valid & da.notnull()
+    return (valid.resample(time=freq).sum() > 0).values
+
+
+def _equal(ours: np.ndarray, theirs: np.ndarray, rtol: float = 0.0) -> None:
+    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=0.0, equal_nan=True)
+
+
+PERIOD_CASES = {
+    "seed": st.integers(0, 2**31 - 1),
+    "n_sites": st.integers(1, 5),
+    "n_days": st.integers(400, 1200),  # two to four years, starting mid-December
+    "freq": st.sampled_from(["YS", "MS"]),
+    "share": st.sampled_from([0.0, 0.05, 0.3]),
+}
+
+
+@PERIODS
+@given(**PERIOD_CASES)
+def test_count_per_period_equals_xclim_counts(seed, n_sites, n_days, freq, share):
+    rng = np.random.default_rng(seed)
+    tasmin = _gappy(rng, -10, 10, (n_sites, n_days), share)
+    tasmax = tasmin + rng.uniform(0, 20, (n_sites, n_days))
+    tasmax[rng.random(tasmax.shape) < share] = np.nan
+    ds = cube(tasmin, tasmax)
+    labels, starts = _starts(ds.tasmin, freq)
+    has_data = _has_data(ds.tasmin, ds.tasmax, freq=freq)
+    valid = ~np.isnan(tasmin) & ~np.isnan(tasmax)
+    ours = kernels.count_per_period((tasmin <= 0) & (tasmax > 0), valid, starts)
+    theirs = generic.count_level_crossings(ds.tasmin, ds.tasmax, "0 degC", freq, op_low="<=", op_high=">")
+    np.testing.assert_array_equal(labels, theirs.time.values)
+    _equal(ours, np.where(has_data, theirs.values, np.nan))
+    hot = kernels.count_per_period(tasmax > 12.5, ~np.isnan(tasmax), starts)
+    theirs = xci.tx_days_above(ds.tasmax, thresh="12.5 degC", freq=freq)
+    _equal(hot, np.where(_has_data(ds.tasmax, freq=freq), theirs.values, np.nan))
+    # the indicator functions built on the kernel
+    ft = indicators.compute("freeze_thaw_cycles", ds, freq=freq)
+    _equal(ft.values, ours)
+    np.testing.assert_array_equal(ft.time.values, labels)
+    dtr = generic.threshold_count(ds.tasmax - ds.tasmin, ">=", 15.0, freq)
+    stress = indicators.compute("thermal_stress_days", ds, freq=freq)
+    _equal(stress.values, np.where(has_data, dtr.values, np.nan))
+
+
+@PERIODS
+@given(**PERIOD_CASES)
+def test_max_and_rolling_sum_per_period_equal_xclim_rx1day_and_rx5day(seed, n_sites, n_days, freq, share):
+    rng = np.random.default_rng(seed)
+    pr = _gappy(rng, 0, 40, (n_sites, n_days), share) * (rng.random((n_sites, n_days)) < 0.5)
+    da = xr.DataArray(
+        pr,
+        dims=("site", "time"),
+        coords={"time": pd.date_range("2001-12-20", periods=n_days, freq="D")},
+        attrs={"units": "mm/d"},
+    )
+    _, starts = _starts(da, freq)
+    _equal(kernels.max_per_period(pr, starts), xci.max_1day_precipitation_amount(da, freq=freq).values)
+    ours = kernels.max_per_period(kernels.rolling_sum(pr, 5), starts)
+    theirs = xci.max_n_day_precipitation_amount(da, window=5, freq=freq)
+    _equal(ours, theirs.values, rtol=1e-12)
+    rx1 = indicators.compute("max_1day_precipitation", da.to_dataset(name="pr"), freq=freq)
+    _equal(rx1.values, xci.max_1day_precipitation_amount(da, freq=freq).values)
+    rx5 = indicators.compute("max_5day_precipitation", da.to_dataset(name="pr"), freq=freq)
+    _equal(rx5.values, theirs.values, rtol=1e-12)
+    total = kernels.sum_per_period(pr, starts)
+    expected = da.resample(time=freq).sum().values
+    _equal(total, np.where(_has_data(da, freq=freq), expected, np.nan), rtol=1e-12)
+
+
+@PERIODS
+@given(**PERIOD_CASES, window=st.integers(1, 4))
+def test_rolling_any_equals_the_xarray_rolling_max_of_wet_frost(seed, n_sites, n_days, freq, share, window):
+    rng = np.random.default_rng(seed)
+    tasmin = _gappy(rng, -6, 6, (n_sites, n_days), share)
+    pr = _gappy(rng, 0, 3, (n_sites, n_days), share)
+    ds = cube(tasmin, tasmin).assign(pr=(("site", "time"), pr, {"units": "mm/d"}))
+    wet = (ds.pr >= 1.0).where(ds.pr.notnull())
+    recent = wet.rolling(time=window, min_periods=1).max() == 1
+    np.testing.assert_array_equal(kernels.rolling_any(pr >= 1.0, window), recent.values)
+    theirs = ((ds.tasmin <= 0) & recent).resample(time=freq).sum()
+    ours = indicators.compute("wet_frost_days", ds, window=window, freq=freq)
+    _equal(ours.values, np.where(_has_data(ds.tasmin, ds.pr, freq=freq), theirs.values, np.nan))
+
+
+def test_an_empty_period_is_nan_and_starts_past_the_end_are_safe():
+    starts = np.array([0, 3, 3, 5])  # the second period is empty, the last one too (5 == n)
+    values = np.array([[1.0, np.nan, 2.0, 7.0, np.nan]])
+    assert np.isnan(kernels.max_per_period(values, starts)[0, [1, 3]]).all()
+    np.testing.assert_array_equal(kernels.max_per_period(values, starts)[0, [0, 2]], [2.0, 7.0])
+    counts = kernels.count_per_period(values > 1.5, ~np.isnan(values), starts)
+    np.testing.assert_array_equal(counts, [[1.0, np.nan, 1.0, np.nan]])
+    np.testing.assert_array_equal(kernels.sum_per_period(values, starts), [[3.0, np.nan, 7.0, np.nan]])

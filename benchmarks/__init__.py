@@ -1,0 +1,1 @@
+"""Benchmarks of the scale issue: indicators and zonal extraction over every European monument."""

@@ -1,0 +1,54 @@
+"""Shared helpers of the benchmarks: the machine, timing, site sets of small squares over Europe."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from shapely.geometry import box
+
+from sites.model import Site, SiteSet
+
+#: Europe, lon/lat: where the benchmark sites are drawn.
+EUROPE = (-10.0, 35.0, 30.0, 60.0)
+
+
+def machine() -> str:
+    """nproc, the CPU model (/proc/cpuinfo) and the memory of this machine, on one line."""
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(next(line.split()[1] for line in f if line.startswith("MemTotal")))
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, StopIteration):
+        pass
+    return f"machine: nproc={os.cpu_count()}, CPU {model}{mem}, Python {platform.python_version()}"
+
+
+def timed(func: Callable[[], Any]) -> tuple[Any, float]:
+    """The result of `func()` and its wall time in seconds."""
+    t0 = time.perf_counter()
+    result = func()
+    return result, time.perf_counter() - t0
+
+
+def european_sites(n: int, half: float = 0.005, seed: int = 0) -> SiteSet:
+    """`n` square sites of ±`half` degrees at random places over Europe."""
+    rng = np.random.default_rng(seed)
+    west, south, east, north = EUROPE
+    lon = rng.uniform(west, east, n)
+    lat = rng.uniform(south, north, n)
+    return SiteSet(
+        Site(id=f"b{i:06d}", name=f"Bench {i}", geometry=box(x - half, y - half, x + half, y + half))
+        for i, (x, y) in enumerate(zip(lon, lat, strict=True))
+    )

@@ -1,0 +1,1 @@
+"""Scale tests: dask-chunked cubes on a local cluster."""
