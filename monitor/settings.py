@@ -327,6 +327,23 @@ class Settings(BaseSettings):
         description="Requests per minute per API key (token bucket, per API replica); 0 = unlimited.",
     )
 
+    # --- compute -----------------------------------------------------------------------------
+    dask_scheduler: str | None = Field(
+        None,
+        description="Address of a Dask distributed scheduler (e.g. `tcp://dask:8786`) that computes the "
+        "indicators; unset = computed in-process.",
+    )
+
+    # --- dashboard -----------------------------------------------------------------------------
+    dashboard_tile_url: str | None = Field(
+        None,
+        description="XYZ tile URL template (`https://…/{z}/{x}/{y}.png`) for the dashboard basemap; "
+        "unset = a plain vector basemap of site outlines, no network needed.",
+    )
+    dashboard_tile_attribution: str = Field(
+        "", description="Attribution shown under the dashboard map when tiles are configured."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         """The database URL in use: the explicit one, else SQLite in the data dir."""
