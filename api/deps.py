@@ -35,9 +35,10 @@ class Page:
         self,
         request: Request,
         limit: Annotated[
-            int, Query(ge=1, description="Items per page (capped by HM_API_MAX_PAGE_SIZE).")
+            int,
+            Query(ge=1, description="Items per page (capped by HM_API_MAX_PAGE_SIZE).", examples=[100]),
         ] = 100,
-        offset: Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip.")] = 0,
+        offset: Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip.", examples=[0])] = 0,
     ) -> None:
         cap = request.app.state.settings.api_max_page_size
         if limit > cap:

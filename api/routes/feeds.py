@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 import indicators
@@ -52,9 +52,12 @@ def alerts_feed(
     store: StoreDep,
     settings: SettingsDep,
     _: ReaderDep,
-    lang: Annotated[str, Query(description="Language of the entry texts.")] = "en",
+    lang: Annotated[
+        str, Query(max_length=40, description="Language of the entry texts.", examples=["en", "it"])
+    ] = "en",
     resolved_days: Annotated[
-        int, Query(ge=0, le=365, description="Also list alerts resolved within this many days.")
+        int,
+        Query(ge=0, le=365, description="Also list alerts resolved within this many days.", examples=[7]),
     ] = 7,
 ) -> Response:
     """Open and acknowledged alerts, plus recently resolved ones, each linking to its CAP message."""
@@ -79,12 +82,14 @@ def alerts_feed(
     responses={200: {"content": {CAP_MEDIA_TYPE: {}}, "description": "A CAP 1.2 alert."}, 404: {}},
 )
 def alert_cap(
-    alert_id: str,
+    alert_id: Annotated[
+        str, Path(max_length=60, description="Alert id", examples=["alr_3f2a9c1e0b7d4a6e8c21"])
+    ],
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
     _: ReaderDep,
-    lang: Annotated[str, Query(description=LANG_HELP)] = "en",
+    lang: Annotated[str, Query(max_length=40, description=LANG_HELP, examples=["en", "fr,en"])] = "en",
 ) -> Response:
     """The alert's current CAP message (Alert, then Update; AllClear at the end of the episode)."""
     codes = _languages(lang)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -16,6 +16,7 @@ from api.deps import PageDep, SettingsDep, StoreDep
 from api.errors import ALL_ERRORS
 from api.schemas import RunPublic
 from monitor.scheduler import open_system_alerts
+from monitor.settings import SOURCE_IDS
 from monitor.sources import SOURCES
 from monitor.store.repository import Store
 
@@ -110,13 +111,19 @@ def metrics(store: StoreDep, settings: SettingsDep) -> Response:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
+SourceQuery = Annotated[
+    Literal[SOURCE_IDS] | None,  # type: ignore[valid-type]
+    Query(description="Only the runs of this source", examples=["era5_land"]),
+]
+
+
 @router.get("/api/v1/runs", summary="Pipeline runs, newest first", tags=["runs"])
 def list_runs(
     store: StoreDep,
     settings: SettingsDep,
     _: ReaderDep,
     page: PageDep,
-    source: Annotated[str | None, Query(description="Source id")] = None,
+    source: SourceQuery = None,
 ) -> dict:
     """Run history with per-source status and data freshness."""
     rows, total = store.list_runs(source, page.limit, page.offset)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 import indicators
 from api.errors import ALL_ERRORS
@@ -18,5 +20,10 @@ def list_indicators() -> IndicatorCatalog:
 
 
 @router.get("/indicators/{indicator_id}", summary="One indicator of the catalogue")
-def get_indicator(indicator_id: str) -> IndicatorPublic:
+def get_indicator(
+    indicator_id: Annotated[
+        str, Path(max_length=80, description="Indicator id", examples=["freeze_thaw_cycles"])
+    ],
+) -> IndicatorPublic:
+    """One indicator's units, inputs, parameters, risk levels, version and references."""
     return IndicatorPublic.from_spec(indicators.get(indicator_id))

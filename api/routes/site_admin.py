@@ -96,11 +96,14 @@ def _validate_feature(feature: dict[str, Any]) -> Site:
     return report.sites[0]
 
 
-def _read_bytes(data: bytes, suffix: str, source: str) -> ImportReport:
+def _read_bytes(data: bytes, suffix: str, source: str, layer: str | None = None) -> ImportReport:
     with tempfile.TemporaryDirectory(prefix="hm-upload-") as tmp:
         path = FilePath(tmp) / f"upload{suffix}"
         path.write_bytes(data)
-        report = read_sites(path)
+        try:
+            report = read_sites(path, layer=layer)
+        except SiteValidationError as exc:  # hide the temporary path from the message
+            raise SiteValidationError(str(exc).replace(str(path), source)) from None
     report.source = source
     for issue_list in (report.errors, report.warnings):
         for i, issue in enumerate(issue_list):  # hide the temporary path from messages
@@ -210,6 +213,14 @@ def import_sites(
     strict: Annotated[
         bool, Query(description="Store nothing when any feature is rejected (422 with the report)")
     ] = False,
+    layer: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="GeoPackage layer or zip member to read when the file holds several",
+            examples=["monuments"],
+        ),
+    ] = None,
 ) -> ImportResult:
     """Validate every feature as `heritage sites import` does and store the valid ones.
 
@@ -224,7 +235,7 @@ def import_sites(
     if len(data) > settings.api_max_upload_mb * 1e6:
         raise ProblemError(413, f"file exceeds {settings.api_max_upload_mb:g} MB")
     try:
-        report = _read_bytes(data, suffix, name or f"upload{suffix}")
+        report = _read_bytes(data, suffix, name or f"upload{suffix}", layer)
     except SiteValidationError as exc:
         raise ProblemError(422, str(exc), errors=[{"field": "body.file", "message": str(exc)}]) from exc
     _scope_check(principal, report)

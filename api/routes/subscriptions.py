@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
@@ -24,12 +24,51 @@ router = APIRouter(prefix="/api/v1", tags=["subscriptions"], responses=ALL_ERROR
 
 
 class SubscriptionCreate(BaseModel):
-    site: str | None = Field(None, description="Site id; omit for every site (admin only).")
-    min_severity: Literal["low", "moderate", "high", "severe"] = "high"
-    channel: Literal["webhook", "email"]
-    target: str = Field(min_length=3, max_length=2000, examples=["https://example.org/hooks/heritage"])
-    language: str = Field("en", min_length=2, max_length=8)
+    site: str | None = Field(
+        None, description="Site id; omit for every site (admin only).", examples=["venice_historic_centre"]
+    )
+    min_severity: Literal["low", "moderate", "high", "severe"] = Field(
+        "high", description="Lowest alert severity delivered.", examples=["high"]
+    )
+    channel: Literal["webhook", "email"] = Field(description="Delivery channel.", examples=["webhook"])
+    target: str = Field(
+        min_length=3,
+        max_length=2000,
+        description="The webhook's https URL or the e-mail address.",
+        examples=["https://example.org/hooks/heritage"],
+    )
+    language: str = Field(
+        "en", min_length=2, max_length=8, description="Language of the texts.", examples=["en"]
+    )
     digest: bool = Field(False, description="E-mail only: one message a day instead of one per alert.")
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "site": "venice_historic_centre",
+                    "min_severity": "high",
+                    "channel": "webhook",
+                    "target": "https://example.org/hooks/heritage",
+                    "language": "en",
+                }
+            ]
+        }
+    }
+
+
+SubscriptionIdPath = Annotated[
+    str, Path(max_length=60, description="Subscription id", examples=["sub_5b0c7e2d9a1f4e3c8b6a"])
+]
+TokenQuery = Annotated[
+    str,
+    Query(
+        min_length=8,
+        max_length=200,
+        description="The unsubscribe token of an e-mail's link",
+        examples=["Jx3v9qfL2mZt8wQe"],
+    ),
+]
 
 
 @router.get("/subscriptions", summary="List subscriptions")
@@ -60,7 +99,7 @@ def add_subscription(body: SubscriptionCreate, store: StoreDep, principal: Write
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204, summary="Remove a subscription")
-def remove_subscription(subscription_id: str, store: StoreDep, principal: WriterDep) -> None:
+def remove_subscription(subscription_id: SubscriptionIdPath, store: StoreDep, principal: WriterDep) -> None:
     """Delete a subscription and its queued messages (the address is erased)."""
     found = {s.id: s for s in list_subscriptions(store)}.get(subscription_id)
     if found is None:
@@ -73,7 +112,7 @@ def remove_subscription(subscription_id: str, store: StoreDep, principal: Writer
 
 
 @router.get("/subscriptions/unsubscribe", response_class=HTMLResponse, summary="Confirm unsubscribing")
-def confirm_unsubscribe(token: Annotated[str, Query(min_length=8, max_length=200)]) -> HTMLResponse:
+def confirm_unsubscribe(token: TokenQuery) -> HTMLResponse:
     """The page an e-mail's unsubscribe link opens: a button that POSTs (mail scanners follow GET links)."""
     return HTMLResponse(
         "<!doctype html><html lang='en'><meta charset='utf-8'><title>Unsubscribe</title>"
@@ -84,7 +123,7 @@ def confirm_unsubscribe(token: Annotated[str, Query(min_length=8, max_length=200
 
 
 @router.post("/subscriptions/unsubscribe", summary="Unsubscribe with the token of an e-mail link")
-def unsubscribe(store: StoreDep, token: Annotated[str, Query(min_length=8, max_length=200)]) -> dict:
+def unsubscribe(store: StoreDep, token: TokenQuery) -> dict:
     """Remove the subscription (and its e-mail address) that the token belongs to."""
     if not unsubscribe_by_token(store, token):
         raise ProblemError(404, "unknown or already used unsubscribe link")
