@@ -13,12 +13,15 @@ from api import errors
 from api.limits import BodyLimitMiddleware, RateLimitMiddleware
 from api.routes import (
     alerts,
+    dashboard,
     feeds,
+    forecasts,
     health,
     indicators,
     plots,
     site_admin,
     sites,
+    status,
     subscriptions,
     timeseries,
     variables,
@@ -88,13 +91,16 @@ def create_app(
         health,
         site_admin,
         sites,
+        status,
         indicators,
         variables,
         plots,
         timeseries,
+        forecasts,
         feeds,
         alerts,
         subscriptions,
+        dashboard,
     ):  # feeds before alerts
         app.include_router(module.router)
     return app

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from indicators import LEVELS, IndicatorSpec, level_name
-from monitor.alerts.episodes import period_end
+from monitor.alerts.episodes import forecast_facts, period_end
 from monitor.store.tables import AlertRow, RunRow
 
 
@@ -105,8 +105,15 @@ class AlertPublic(BaseModel):
     threshold_level: str = Field(description="The level at which this rule opens an alert.")
     material: str | None = Field(description="The material whose levels decided, when materials differ.")
     period: Period = Field(description="Period of the value that set the current level.")
-    onset: date
+    onset: date = Field(description="First period at or above the alert level (forecasts: expected onset).")
     last_period: Period
+    issued: datetime | None = Field(None, description="Forecast alerts: when the forecast was issued (UTC).")
+    lead_time_days: int | None = Field(
+        None, description="Forecast alerts: whole days from the forecast's issue day to the onset."
+    )
+    expected: Period | None = Field(
+        None, description="Forecast alerts: first and last valid day forecast at or above the alert level."
+    )
     data_quality: dict[str, Any]
     provenance: dict[str, Any]
     attribution: str
@@ -120,6 +127,7 @@ class AlertPublic(BaseModel):
 
     @classmethod
     def from_row(cls, row: AlertRow, base: str, site_name: str | None = None, title: str | None = None):
+        forecast = forecast_facts(row)
         return cls(
             id=row.id,
             site=row.site_id,
@@ -138,6 +146,9 @@ class AlertPublic(BaseModel):
             period=Period(start=row.period_start, end=period_end(row.period_start, row.freq)),
             onset=row.onset,
             last_period=Period(start=row.last_period, end=period_end(row.last_period, row.freq)),
+            issued=forecast.issued if forecast else None,
+            lead_time_days=forecast.lead_time_days if forecast else None,
+            expected=Period(start=forecast.expected_start, end=forecast.expected_end) if forecast else None,
             data_quality={"coverage": row.coverage, "synthetic": row.synthetic},
             provenance={
                 **(row.provenance or {}),
@@ -208,6 +219,36 @@ class TimeSeriesPublic(BaseModel):
     synthetic: bool
     attribution: str
     points: list[TimePoint]
+
+
+class ForecastPoint(BaseModel):
+    valid_day: date = Field(description="The day the forecast value is for.")
+    lead_days: int = Field(description="Whole days from the forecast's issue day to the valid day.")
+    period_start: date
+    period_end: date = Field(description="A count of days in a month or year is counted to the valid day.")
+    value: float | None
+    level: str
+    material: str | None
+
+
+class ForecastSeriesPublic(BaseModel):
+    """The newest forecast of one indicator at one site: never mixed with the observed time series."""
+
+    site: str
+    site_name: str
+    indicator: str
+    title: str
+    units: str
+    freq: str
+    levels: dict[str, Any]
+    source: str | None = Field(description="Source whose forecast gives the values.")
+    product: str | None
+    product_version: str | None
+    issued: datetime | None = Field(description="When the forecast was issued (UTC); None: no forecast.")
+    observed_until: date | None = Field(description="Newest observed day when the forecast was stored.")
+    synthetic: bool
+    attribution: str
+    points: list[ForecastPoint]
 
 
 class RunPublic(BaseModel):

@@ -217,8 +217,7 @@ def freeze_thaw_cycles(
 
 def _crossing_days(low: np.ndarray, high: np.ndarray, starts: np.ndarray, thresh: float) -> np.ndarray:
     """Days per period with low <= thresh < high (NaN when no day has both valid)."""
-    mask = (low <= thresh) & (high > thresh)
-    return kernels.count_per_period(mask, ~np.isnan(low) & ~np.isnan(high), starts)
+    return kernels.crossing_days(low, high, starts, thresh)
 
 
 def wet_frost_days(
@@ -255,8 +254,7 @@ def _wet_frost_days(
 
     The rain window looks back across period boundaries, as a rolling window over the whole series does.
     """
-    mask = (tmin <= thresh) & kernels.rolling_any(pr >= pr_thresh, window)
-    return kernels.count_per_period(mask, ~np.isnan(tmin) & ~np.isnan(pr), starts)
+    return kernels.wet_frost_days(tmin, pr, starts, thresh, pr_thresh, window)
 
 
 # --- humidity -------------------------------------------------------------------------------------
@@ -348,9 +346,7 @@ def max_1day_precipitation(pr: xr.DataArray, freq: str = "MS") -> xr.DataArray:
 
 def _period_max(values: np.ndarray, starts: np.ndarray, window: int = 1) -> np.ndarray:
     """Largest `window`-step total of each period (windows ending in it; a window with a NaN is no total)."""
-    if window > 1:
-        values = kernels.rolling_sum(values, window)
-    return kernels.max_per_period(values, starts)
+    return kernels.max_per_period(values, starts, window)
 
 
 def max_5day_precipitation(pr: xr.DataArray, freq: str = "MS") -> xr.DataArray:
@@ -427,7 +423,9 @@ def drought_spi3(
     The gamma parameters are fitted per calendar month with Thom's (1958) approximation of the maximum
     likelihood estimates and loc = 0 (xclim `method="APP"`, `floc=0`: the SPI of McKee et al. 1993 and of
     the `climate_indices` package, and vectorised, where xclim's "ML" loops a numerical fit per site).
-    When the data do not cover the calibration period, the whole record calibrates (`attrs["calibration"]`).
+    xclim's fit and transform loop over sites; `kernels.spi_gamma_app` computes the same for all sites at
+    once (checked against xclim in the tests). When the data do not cover the calibration period, the whole
+    record calibrates (`attrs["calibration"]`).
     """
     start, end = pd.Timestamp(cal_start), pd.Timestamp(cal_end)
     time = pr.indexes["time"]
@@ -443,9 +441,23 @@ def drought_spi3(
             f"whole record {time.min():%Y-%m-%d}/{time.max():%Y-%m-%d} "
             f"(the calibration period {cal_start}/{cal_end} is not covered by the data)"
         )
-    out = xci.standardized_precipitation_index(  # scale-free: pr in any precipitation units
-        pr, freq=MONTHLY, window=window, dist="gamma", method="APP", fitkwargs={"floc": 0}, **cal
-    )
+    # xclim's preprocessing (monthly means, then a rolling mean with skipna=False), then its fit and
+    # transform vectorised over sites (`kernels.spi_gamma_app`; scale-free: pr in any precipitation units)
+    rolled = months.rolling(time=window).mean(skipna=False)
+    calibrate = np.ones(rolled.sizes["time"], dtype=bool)
+    if cal["cal_start"] is not None:
+        stamps = rolled.indexes["time"]
+        calibrate = np.asarray((stamps >= start.normalize()) & (stamps <= end), dtype=bool)
+    out = xr.apply_ufunc(
+        kernels.spi_gamma_app,
+        rolled,
+        kwargs={"month": rolled["time"].dt.month.values, "calibrate": calibrate},
+        input_core_dims=[["time"]],
+        output_core_dims=[["time"]],
+        dask="parallelized",
+        output_dtypes=[float],
+        dask_gufunc_kwargs={"allow_rechunk": True},
+    ).transpose(*rolled.dims)
     return out.assign_attrs(
         units="1",
         calibration=calibration,
@@ -479,8 +491,7 @@ def hot_days(tasmax: xr.DataArray, thresh: str = "30 degC", freq: str = "MS") ->
 
 def _days_above(values: np.ndarray, starts: np.ndarray, thresh: float, op: str = ">") -> np.ndarray:
     """Days per period with values `op` thresh (NaN when no day is valid)."""
-    mask = values > thresh if op == ">" else values >= thresh
-    return kernels.count_per_period(mask, ~np.isnan(values), starts)
+    return kernels.days_above(values, starts, thresh, op)
 
 
 def heat_wave_days(
@@ -523,7 +534,7 @@ def thermal_stress_days(
 
 def _range_days(tmax: np.ndarray, tmin: np.ndarray, starts: np.ndarray, thresh: float) -> np.ndarray:
     """Days per period with tmax − tmin >= thresh (NaN when no day has both valid)."""
-    return _days_above(tmax - tmin, starts, thresh, op=">=")
+    return kernels.range_days(tmax, tmin, starts, thresh)
 
 
 # --- declarations ---------------------------------------------------------------------------------

@@ -2,8 +2,14 @@
 
 Time is the last axis of every array; any leading axes (sites) are reduced together, never one at a time.
 Period reductions take `starts`, the index of the first time step of each period (ascending; an empty
-period repeats the next start), as `period_starts` computes once from the time axis and the period labels,
-and reduce each contiguous slice with `ufunc.reduceat` — no groupby, no loop over sites or periods.
+period repeats the next start), as `period_starts` computes once from the time axis and the period labels.
+
+The reductions of the indicator suite (day counts, period maxima, maxima of n-day sums) are fused numba
+kernels: one pass over each (site, time) row computes the day's condition and its validity without
+materialising a mask, a running sum gives every period's count from two lookups, and the arithmetic stays
+in the data's dtype (float32 ERA5-Land values are never copied to float64). A threshold is cast to the
+data's dtype before comparing, as numpy compares an array with a Python float, so the counts equal
+xclim's exactly. They are compiled on first use and cached on disk (`cache=True`).
 
 Missing data: a NaN time step never counts and adds nothing; a period without a valid step is NaN.
 """
@@ -11,6 +17,13 @@ Missing data: a NaN time step never counts and adds nothing; a period without a 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
+from scipy import stats
+
+#: Bit offset of the valid-step count in the packed int32 day codes of `_tally`: a period of up to
+#: 2**15 − 1 steps (90 years of days, 3.7 years of hours) fits; longer ones take the numpy path.
+_VALID = 16
+_LONGEST = 2**15 - 1
 
 
 def period_starts(time: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -30,25 +43,238 @@ def _reduceat(ufunc: np.ufunc, a: np.ndarray, starts: np.ndarray, **kwargs) -> n
     return ufunc.reduceat(a, np.minimum(starts, n - 1), axis=-1, **kwargs)
 
 
+def _rows(a: np.ndarray) -> np.ndarray:
+    """`a` as a 2-D (rows, time) array (leading axes flattened; a view when possible)."""
+    a = np.asarray(a)
+    return a.reshape(-1, a.shape[-1]) if a.ndim != 2 else a
+
+
+def _shaped(out: np.ndarray, like: np.ndarray) -> np.ndarray:
+    return out.reshape(*np.shape(like)[:-1], out.shape[-1])
+
+
+def _too_long(starts: np.ndarray, n: int) -> bool:
+    """Whether a period is too long for the packed int32 day codes (then numpy counts it)."""
+    return starts.size > 0 and int(_lengths(starts, n).max()) > _LONGEST
+
+
+def _count_numpy(mask: np.ndarray, valid: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """`count_per_period` by `np.add.reduceat` over materialised masks (periods of any length)."""
+    hits = _reduceat(np.add, mask.view(np.uint8), starts, dtype=np.int64)
+    n_valid = _reduceat(np.add, valid.view(np.uint8), starts, dtype=np.int64)
+    empty = _lengths(starts, mask.shape[-1]) == 0
+    return np.where((n_valid > 0) & ~empty, hits.astype(float), np.nan)
+
+
+def _cast(thresh: float, values: np.ndarray) -> np.floating:
+    """The threshold in the data's float dtype (float64 for integer data)."""
+    dtype = values.dtype if values.dtype.kind == "f" else np.dtype(np.float64)
+    return dtype.type(thresh)
+
+
+# --- numba building blocks ---------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def _tally(code: np.ndarray, starts: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover (numba)
+    """Per period: the hits (low 16 bits of the sum of `code`), NaN without a valid step (high bits)."""
+    n = code.size
+    n_periods = starts.size
+    for p in range(n_periods):
+        a = starts[p]
+        b = min(starts[p + 1] if p + 1 < n_periods else n, n)
+        total = np.int32(0)
+        for t in range(a, b):
+            total += code[t]
+        valid = total >> _VALID
+        out[p] = np.float64(total & 0xFFFF) if valid > 0 else np.nan
+
+
+@njit(cache=True, nogil=True)
+def _count_rows(mask, valid, starts):  # pragma: no cover (numba)
+    rows, n = mask.shape
+    out = np.empty((rows, starts.size))
+    code = np.empty(n, dtype=np.int32)
+    for r in range(rows):
+        for t in range(n):
+            code[t] = np.int32(mask[r, t]) | (np.int32(valid[r, t]) << _VALID)
+        _tally(code, starts, out[r])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _crossing_rows(low, high, starts, thresh):  # pragma: no cover (numba)
+    rows, n = low.shape
+    out = np.empty((rows, starts.size))
+    code = np.empty(n, dtype=np.int32)
+    for r in range(rows):
+        for t in range(n):
+            lo = low[r, t]
+            hi = high[r, t]
+            hit = (lo <= thresh) & (hi > thresh)
+            ok = (lo == lo) & (hi == hi)
+            code[t] = np.int32(hit) | (np.int32(ok) << _VALID)
+        _tally(code, starts, out[r])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _above_rows(values, starts, thresh, inclusive):  # pragma: no cover (numba)
+    rows, n = values.shape
+    out = np.empty((rows, starts.size))
+    code = np.empty(n, dtype=np.int32)
+    for r in range(rows):
+        if inclusive:
+            for t in range(n):
+                v = values[r, t]
+                code[t] = np.int32(v >= thresh) | (np.int32(v == v) << _VALID)
+        else:
+            for t in range(n):
+                v = values[r, t]
+                code[t] = np.int32(v > thresh) | (np.int32(v == v) << _VALID)
+        _tally(code, starts, out[r])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _range_rows(high, low, starts, thresh):  # pragma: no cover (numba)
+    rows, n = high.shape
+    out = np.empty((rows, starts.size))
+    code = np.empty(n, dtype=np.int32)
+    for r in range(rows):
+        for t in range(n):
+            d = high[r, t] - low[r, t]
+            code[t] = np.int32(d >= thresh) | (np.int32(d == d) << _VALID)
+        _tally(code, starts, out[r])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _wet_frost_rows(tmin, pr, starts, thresh, pr_thresh, window):  # pragma: no cover (numba)
+    rows, n = tmin.shape
+    out = np.empty((rows, starts.size))
+    code = np.empty(n, dtype=np.int32)
+    recent = np.empty(n, dtype=np.int32)
+    for r in range(rows):
+        for t in range(n):
+            recent[t] = np.int32(pr[r, t] >= pr_thresh)
+        for k in range(1, min(window, n)):  # a loop over the window length
+            for t in range(k, n):
+                recent[t] |= np.int32(pr[r, t - k] >= pr_thresh)
+        for t in range(n):
+            tn = tmin[r, t]
+            p = pr[r, t]
+            code[t] = (np.int32(tn <= thresh) & recent[t]) | (np.int32((tn == tn) & (p == p)) << _VALID)
+        _tally(code, starts, out[r])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _period_max(sums, offset, starts, n, out):  # pragma: no cover (numba)
+    """Largest non-NaN `sums[t - offset]` of each period's steps t (NaN if none) into `out`."""
+    n_periods = starts.size
+    for p in range(n_periods):
+        a = max(starts[p], offset)
+        b = min(starts[p + 1] if p + 1 < n_periods else n, n)
+        best = -np.inf
+        found = False
+        for t in range(a, b):
+            s = sums[t - offset]
+            found |= s == s
+            best = s if s > best else best  # a NaN never compares greater
+        out[p] = best if found else np.nan
+
+
+@njit(cache=True, nogil=True)
+def _max_rows(values, starts, window):  # pragma: no cover (numba)
+    """Largest `window`-step sum (window order, the data's dtype) ending in each period; NaN if none."""
+    rows, n = values.shape
+    out = np.empty((rows, starts.size))
+    sums = np.empty(max(n - window + 1, 0), dtype=values.dtype)
+    for r in range(rows):
+        if window == 1:
+            _period_max(values[r], 0, starts, n, out[r])
+            continue
+        for t in range(sums.size):
+            sums[t] = values[r, t]
+        for k in range(1, window):  # a loop over the window length
+            for t in range(sums.size):
+                sums[t] += values[r, t + k]
+        _period_max(sums, window - 1, starts, n, out[r])
+    return out
+
+
+# --- public kernels ----------------------------------------------------------------------------------
+
+
 def count_per_period(mask: np.ndarray, valid: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Steps per period where `mask` is True (float), NaN where a period has no `valid` step.
 
     `mask` must be False on the steps that may not count: a comparison with NaN is.
     """
-    mask = np.asarray(mask, dtype=bool)
-    valid = np.asarray(valid, dtype=bool)
-    hits = _reduceat(np.add, mask.view(np.uint8), starts, dtype=np.int32)
-    n_valid = _reduceat(np.add, valid.view(np.uint8), starts, dtype=np.int32)
-    empty = _lengths(starts, mask.shape[-1]) == 0
-    return np.where((n_valid > 0) & ~empty, hits.astype(float), np.nan)
+    mask, valid = np.asarray(mask, dtype=bool), np.asarray(valid, dtype=bool)
+    starts = np.asarray(starts, np.intp)
+    if _too_long(starts, mask.shape[-1]):
+        return _count_numpy(mask, valid, starts)
+    return _shaped(_count_rows(_rows(mask), _rows(valid), starts), mask)
 
 
-def max_per_period(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Largest non-NaN value of each period; NaN where a period has none (xarray's skipna max)."""
+def crossing_days(low: np.ndarray, high: np.ndarray, starts: np.ndarray, thresh: float) -> np.ndarray:
+    """Days per period with low <= thresh < high (freeze–thaw days), NaN when no day has both valid."""
+    low, high, starts = np.asarray(low), np.asarray(high), np.asarray(starts, np.intp)
+    high = high.astype(low.dtype, copy=False)
+    thresh = _cast(thresh, low)
+    if _too_long(starts, low.shape[-1]):
+        return _count_numpy((low <= thresh) & (high > thresh), ~np.isnan(low) & ~np.isnan(high), starts)
+    return _shaped(_crossing_rows(_rows(low), _rows(high), starts, thresh), low)
+
+
+def days_above(values: np.ndarray, starts: np.ndarray, thresh: float, op: str = ">") -> np.ndarray:
+    """Days per period with values > thresh (`op` ">") or >= thresh (">="), NaN when no day is valid."""
+    if op not in (">", ">="):
+        raise ValueError(f"op must be '>' or '>=', not {op!r}")
+    values, starts = np.asarray(values), np.asarray(starts, np.intp)
+    thresh = _cast(thresh, values)
+    if _too_long(starts, values.shape[-1]):
+        mask = values >= thresh if op == ">=" else values > thresh
+        return _count_numpy(mask, ~np.isnan(values), starts)
+    return _shaped(_above_rows(_rows(values), starts, thresh, op == ">="), values)
+
+
+def range_days(high: np.ndarray, low: np.ndarray, starts: np.ndarray, thresh: float) -> np.ndarray:
+    """Days per period with high − low >= thresh (in the data's dtype), NaN when no day has both valid."""
+    high, low, starts = np.asarray(high), np.asarray(low), np.asarray(starts, np.intp)
+    low = low.astype(high.dtype, copy=False)
+    thresh = _cast(thresh, high)
+    if _too_long(starts, high.shape[-1]):
+        diff = high - low
+        return _count_numpy(diff >= thresh, ~np.isnan(diff), starts)
+    return _shaped(_range_rows(_rows(high), _rows(low), starts, thresh), high)
+
+
+def wet_frost_days(
+    tmin: np.ndarray, pr: np.ndarray, starts: np.ndarray, thresh: float, pr_thresh: float, window: int
+) -> np.ndarray:
+    """Days per period with tmin <= thresh and pr >= pr_thresh on the day or one of the `window` − 1 days
+    before (across period boundaries; a NaN rain day is not wet), NaN when no day has both valid."""
+    tmin, pr, starts = np.asarray(tmin), np.asarray(pr), np.asarray(starts, np.intp)
+    thresh, pr_thresh, window = _cast(thresh, tmin), _cast(pr_thresh, pr), max(int(window), 1)
+    if _too_long(starts, tmin.shape[-1]):
+        mask = (tmin <= thresh) & rolling_any(pr >= pr_thresh, window)
+        return _count_numpy(mask, ~np.isnan(tmin) & ~np.isnan(pr), starts)
+    return _shaped(_wet_frost_rows(_rows(tmin), _rows(pr), starts, thresh, pr_thresh, window), tmin)
+
+
+def max_per_period(values: np.ndarray, starts: np.ndarray, window: int = 1) -> np.ndarray:
+    """Largest non-NaN value (`window` 1) or `window`-step sum ending in each period; NaN where none.
+
+    A sum with a NaN step is no sum (xarray's `rolling(...).sum(skipna=False)`); sums are taken in window
+    order in the data's dtype, so the last bit may differ from xarray's moving sum.
+    """
     values = np.asarray(values)
-    out = _reduceat(np.fmax, values, starts)
-    empty = _lengths(starts, values.shape[-1]) == 0
-    return np.where(empty, np.nan, out)
+    if values.dtype.kind != "f":
+        values = values.astype(np.float64)
+    return _shaped(_max_rows(_rows(values), np.asarray(starts, np.intp), max(int(window), 1)), values)
 
 
 def sum_per_period(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -115,4 +341,51 @@ def days_in_runs(mask: np.ndarray, period: np.ndarray, window: int) -> np.ndarra
     out = np.zeros_like(mask)
     for k in range(window):  # a loop over the window length, never over sites or days
         out[..., : n - k] |= ends[..., k:]
+    return out
+
+
+def spi_gamma_app(values: np.ndarray, month: np.ndarray, calibrate: np.ndarray) -> np.ndarray:
+    """Standardized index of (..., time) accumulations: a zero-inflated gamma per calendar month, fitted by
+    Thom's (1958) approximation of the maximum likelihood (loc 0), for all sites at once.
+
+    xclim's `standardized_index` with `dist="gamma"`, `method="APP"`, `fitkwargs={"floc": 0}`, zero
+    inflation, `prob_zero_interpolation="upper"` and `plotting_position_zero="ecdf"` (the defaults of
+    `standardized_precipitation_index`), step for step: per site and calendar month of the `calibrate`
+    steps, with x the non-zero valid values (no fit when there are fewer than two) and x⁺ the positive ones,
+    A = ln(mean x⁺) − mean(ln x⁺), shape a = (1 + √(1 + 4A/3)) / (4A), scale = mean x⁺ / a; p₀ the share of
+    zeros among the valid values; a value v ≠ 0 has probability p₀ + (1 − p₀) G(v; a, scale), a zero p₀;
+    the index is the standard normal quantile of that probability, clipped to ±8.21. xclim fits each site
+    and month in a Python loop; here each calendar month is one vectorised step over every site. The fit is
+    computed in float64 (xclim computes it in the data's dtype).
+
+    `month` is the calendar month (1–12) of each step, `calibrate` which steps calibrate the fit.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    month, calibrate = np.asarray(month), np.asarray(calibrate, dtype=bool)
+    out = np.full(values.shape, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for m in np.unique(month):  # a loop over the twelve calendar months, never over sites
+            x = values[..., (month == m) & calibrate]
+            valid = ~np.isnan(x)
+            n_zeros = np.sum(x == 0, axis=-1)
+            n_valid = np.sum(valid, axis=-1)
+            n_fit = np.sum(valid & (x != 0), axis=-1)
+            positive = x > 0
+            n_pos = np.sum(positive, axis=-1)
+            mean = np.sum(np.where(positive, x, 0.0), axis=-1) / n_pos
+            mean_log = np.sum(np.where(positive, np.log(np.where(positive, x, 1.0)), 0.0), axis=-1) / n_pos
+            a_stat = np.log(mean) - mean_log
+            shape = (1 + np.sqrt(1 + 4 * a_stat / 3)) / (4 * a_stat)
+            scale = mean / shape
+            unfit = (n_fit <= 1) | np.isnan(shape) | np.isnan(scale)
+            shape, scale = np.where(unfit, np.nan, shape), np.where(unfit, np.nan, scale)
+            # plotting positions of the zeros: ecdf (alpha 0, beta 1), interpolation "upper" (factor 1)
+            rank_1 = 1 / (n_valid + 1 - 0 - 1)
+            rank_n = n_zeros / (n_valid + 1 - 0 - 1)
+            rank_f = (1 - 1) * rank_1 + 1 * rank_n
+            v = values[..., month == m]
+            nonzero = v != 0
+            cdf = stats.gamma.cdf(np.where(nonzero, v, np.nan), shape[..., None], 0.0, scale[..., None])
+            probs = np.where(nonzero, rank_n[..., None] + (1 - rank_n[..., None]) * cdf, rank_f[..., None])
+            out[..., month == m] = np.clip(stats.norm.ppf(probs, 0, 1), -8.21, 8.21)
     return out

@@ -27,9 +27,11 @@ app = typer.Typer(
 sites_app = typer.Typer(help="Import, list and export heritage sites.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 sources_app = typer.Typer(help="Inspect the Copernicus sources.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema: upgrade it, show its revision.", no_args_is_help=True)
 app.add_typer(sites_app, name="sites")
 app.add_typer(keys_app, name="keys")
 app.add_typer(sources_app, name="sources")
+app.add_typer(db_app, name="db")
 
 out = Console()
 err = Console(stderr=True)
@@ -42,14 +44,27 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def _store(settings: Settings | None = None):
     """Settings and a store on a migrated database (cheap: no indicator or source imports)."""
-    from monitor.store.db import make_engine, upgrade
+    from monitor.store.db import DatabaseError, upgrade
     from monitor.store.repository import Store
 
     settings = settings or Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
-    upgrade(engine)
+    engine = _engine(settings)
+    try:
+        upgrade(engine)
+    except DatabaseError as exc:
+        raise fail(str(exc)) from None
     return settings, Store(engine)
+
+
+def _engine(settings: Settings):
+    """An engine on the configured database (its data dir created), or a clear error."""
+    from monitor.store.db import make_engine
+
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return make_engine(settings.resolved_database_url)
+    except (OSError, ValueError) as exc:  # an unwritable data dir, a malformed URL or unknown driver
+        raise fail(f"cannot open the database: {exc}") from None
 
 
 def _context(settings: Settings | None = None):
@@ -128,9 +143,15 @@ def demo(
         out.print(f"Admin API key (shown once, store it now): [bold]{key.secret}[/]")
     if no_serve:
         raise typer.Exit(code)
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    url = _local_url(host, port)
+    out.print(f"Dashboard: [bold]{url}/[/]")
     out.print(f"API: {url}/api/v1/alerts   docs: {url}/docs   health: {url}/health")
     _serve(settings, host, port, with_scheduler=True)
+
+
+def _local_url(host: str, port: int) -> str:
+    """The address to open in a browser on this machine for a server listening on host:port."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
 
 
 def _print_alert_summary(store) -> None:
@@ -140,14 +161,35 @@ def _print_alert_summary(store) -> None:
     table = Table(title=f"Alerts ({total})")
     for col in ("site", "indicator", "severity", "status", "onset", "value"):
         table.add_column(col)
-    for a in [r for r in rows if r.status != "resolved"][:20]:
+    for a in [r for r in rows if r.status != "resolved" and r.kind != "forecast"][:20]:
         value = "" if a.value is None else f"{a.value:g} {a.units}"
         table.add_row(a.site_id, a.indicator_id, level_name(a.level), a.status, str(a.onset), value)
     by_status: dict[str, int] = {}
     for a in rows:
         by_status[a.status] = by_status.get(a.status, 0) + 1
     out.print(table)
+    _print_forecast_alerts([r for r in rows if r.status != "resolved" and r.kind == "forecast"])
     out.print("Alerts by status: " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none"))
+
+
+def _print_forecast_alerts(rows) -> None:
+    """Current forecast alerts, apart from observed ones: expected onset, lead time and issue."""
+    from indicators import level_name
+    from monitor.alerts.episodes import forecast_facts
+
+    if not rows:
+        return
+    table = Table(title=f"Forecast alerts ({len(rows)})")
+    for col in ("site", "indicator", "severity", "expected", "lead", "issued", "peak"):
+        table.add_column(col)
+    for a in rows[:20]:
+        facts = forecast_facts(a)
+        peak = "" if a.value is None else f"{a.value:g} {a.units}"
+        expected = f"{facts.expected_start} – {facts.expected_end}" if facts else str(a.onset)
+        lead = f"{facts.lead_time_days} d" if facts else ""
+        issued = f"{facts.issued:%Y-%m-%d %H:%M} UTC" if facts else ""
+        table.add_row(a.site_id, a.indicator_id, level_name(a.level), expected, lead, issued, peak)
+    out.print(table)
 
 
 def _serve(settings: Settings, host: str, port: int, with_scheduler: bool = False) -> None:
@@ -171,6 +213,8 @@ def serve(
 ) -> None:
     """Serve the API only (run any number of replicas; the scheduler runs elsewhere)."""
     settings, _ = _store()
+    url = _local_url(host, port)
+    out.print(f"Dashboard: {url}/   API: {url}/api/v1   docs: {url}/docs", soft_wrap=True)
     _serve(settings, host, port)
 
 
@@ -180,9 +224,10 @@ def scheduler() -> None:
     from monitor import scheduler as sched
 
     settings, _ = _store()
-    out.print("scheduler started; Ctrl-C to stop")
+    out.print("scheduler starting; Ctrl-C or SIGTERM stops it after the current chunk of each pass")
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         sched.blocking(settings).start()
+    out.print("scheduler stopped; its lease is released")
 
 
 @app.command()
@@ -369,6 +414,57 @@ def sources_check() -> None:
         )
     out.print(table)
     raise typer.Exit(worst)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database (HM_DATABASE_URL, default SQLite in the data dir) to the latest schema.
+
+    Idempotent: an up-to-date database is left as it is. Exit 2 when the database cannot be reached or,
+    on PostgreSQL, PostGIS is missing.
+    """
+    from monitor.store.db import DatabaseError, safe_url, schema_status, upgrade
+
+    engine = _engine(Settings())
+    try:
+        before = schema_status(engine)
+        if before.up_to_date:
+            out.print(
+                f"{safe_url(engine)}: already at the latest schema revision {before.head}",
+                soft_wrap=True,
+            )
+            return
+        upgrade(engine)
+        after = schema_status(engine)
+    except DatabaseError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        engine.dispose()
+    start = before.current or "none (empty)"
+    out.print(f"{safe_url(engine)}: schema revision {start} → {after.current}", soft_wrap=True)
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's schema revision and whether it is the latest; exit 1 when an upgrade is due."""
+    from monitor.store.db import DatabaseError, safe_url, schema_status
+
+    engine = _engine(Settings())
+    try:
+        status = schema_status(engine)
+    except DatabaseError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        engine.dispose()
+    if status.up_to_date:
+        out.print(f"{safe_url(engine)}: schema revision {status.current} (latest)", soft_wrap=True)
+        return
+    out.print(
+        f"{safe_url(engine)}: schema revision {status.current or 'none (empty)'}, latest {status.head}; "
+        "run `heritage-monitor db upgrade`",
+        soft_wrap=True,
+    )
+    raise typer.Exit(1)
 
 
 def _yes_no(value: bool | None) -> str:

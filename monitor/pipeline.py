@@ -7,8 +7,10 @@ idempotent (merge and atomic replace), so a rerun after a crash repairs it.
 A pass over a long period (a backfill) is cut into chunks (`HM_BACKFILL_CHUNK`, default a year), each
 committed with its watermark and the backfill's progress; rerun with the same dates (or none) after an
 interruption, it resumes after the last complete chunk. A run left `running` by a killed process is
-marked `interrupted` when the next pass of its source starts. On SIGTERM (or `request_stop()`), the
-current chunk is finished and the pass stops, recorded as `interrupted`.
+marked `interrupted` when the next pass of its source starts (never a live process's run: see
+`monitor.lease`). On SIGTERM (or `request_stop()`), the current chunk is finished and the pass stops,
+recorded as `interrupted`. Each pass holds its source's pass lease and runs within its time budget
+(`monitor.scheduler.guarded_pass`).
 """
 
 from __future__ import annotations
@@ -19,22 +21,23 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from sqlalchemy import and_, delete, update
+from sqlalchemy import and_, delete
 
 import indicators
-from indicators import IndicatorError, IndicatorSpec
+from indicators import IndicatorError, IndicatorSpec, Thresholds
 from monitor.alerts.delivery import enqueue
-from monitor.alerts.episodes import AlertRule, evaluate, period_end
-from monitor.lease import backfill_progress
+from monitor.alerts.episodes import AlertRule, evaluate, evaluate_forecast, expire_forecasts, period_end
+from monitor.compute import compute
+from monitor.lease import backfill_progress, hold_pass, mark_interrupted_runs
 from monitor.settings import Settings
-from monitor.sources import SOURCES, SourceError, attribution, make_source
+from monitor.sources import SOURCES, SourceError, attribution, forecast_capable, make_source
+from monitor.store.forecasts import ForecastIssue, replace_forecast, stored_issue
 from monitor.store.repository import Store, utcnow
-from monitor.store.tables import RunRow
 from monitor.store.variables import VariableStore
 from sites import SiteParams, SiteSet
 
@@ -98,8 +101,9 @@ class PipelineReport:
 
     @property
     def failed(self) -> list[SourceRunResult]:
-        """Passes that failed, were interrupted, or completed with some indicators failing."""
-        return [r for r in self.results if r.status in ("failed", "partial", "interrupted")]
+        """Passes that failed, were interrupted, completed with some indicators failing, or could not
+        start because another process was passing over the same source."""
+        return [r for r in self.results if r.status in ("failed", "partial", "interrupted", "busy")]
 
     @property
     def values_written(self) -> int:
@@ -154,6 +158,45 @@ def site_parameters(spec: IndicatorSpec, sites: SiteSet, site_ids) -> dict[str, 
     return out
 
 
+def forecastable(spec: IndicatorSpec) -> bool:
+    """Whether forecast days give an indicator forecast values: daily indicators, and counts of days in a
+    month or year where more days are worse (a count only grows as its period goes on, so a count to date
+    that reaches a level has reached it for the whole period)."""
+    if spec.freq == "D":
+        return True
+    levels = spec.levels
+    return (
+        spec.units == "days"
+        and not spec.history
+        and isinstance(levels, Thresholds)
+        and levels.direction == "higher_is_worse"
+    )
+
+
+def extend_with_forecast(stored: xr.Dataset, forecast: xr.Dataset) -> xr.Dataset:
+    """The stored inputs of an indicator followed by a forecast's valid days after them.
+
+    Variables of the forecast fill those days (per-site ones, such as return-period discharges, broadcast
+    over them); variables it lacks are missing there.
+    """
+    if "site" not in stored.coords or stored.sizes.get("time", 0) == 0:
+        wanted = [v for v in forecast.data_vars if v in stored.data_vars] or list(forecast.data_vars)
+        return forecast[wanted].drop_vars("lead_days", errors="ignore")
+    newest = stored["time"].values.max()
+    days = forecast["time"].values[forecast["time"].values > newest]
+    times = np.concatenate([stored["time"].values, days])
+    out = stored.reindex(time=times)
+    for name in out.data_vars:
+        if name not in forecast.data_vars or "time" not in out[name].dims:
+            continue
+        fill = forecast[name].drop_vars("lead_days", errors="ignore").reindex(site=out["site"].values)
+        if "time" in fill.dims:
+            fill = fill.reindex(time=times)
+        attrs = dict(out[name].attrs)
+        out[name] = out[name].fillna(fill).assign_attrs(attrs)
+    return out
+
+
 class Pipeline:
     """Runs passes of sources over the registered sites."""
 
@@ -163,6 +206,12 @@ class Pipeline:
         self.variables = variables
         self._cache: dict[tuple, xr.Dataset] = {}
         self._fetched: dict[str, xr.Dataset] = {}
+        self.cancel = None  # a `monitor.scheduler.CancelToken` while a guarded pass runs
+
+    def _checkpoint(self) -> None:
+        """Stop a pass given up on (time budget spent, lease lost) before it writes anything more."""
+        if self.cancel is not None:
+            self.cancel.check()
 
     def run(
         self,
@@ -186,21 +235,11 @@ class Pipeline:
         return report
 
     def mark_interrupted(self, source_id: str | None = None) -> int:
-        """Runs left `running` by a killed process (of one source, or all) become `interrupted`."""
-        where = [RunRow.status == "running"]
-        if source_id:
-            where.append(RunRow.source == source_id)
-        with self.store.session.begin() as session:
-            res = session.execute(
-                update(RunRow)
-                .where(*where)
-                .values(
-                    status="interrupted",
-                    finished_at=utcnow(),
-                    error="the process ended before the run finished",
-                )
-            )
-        return res.rowcount or 0
+        """Runs left `running` by a killed process (of one source, or all) become `interrupted`; a run
+        whose process is alive (it holds its source's pass lease) is left alone."""
+        return mark_interrupted_runs(
+            self.store.engine, source_id, ttl_seconds=self.settings.scheduler_lease_ttl_seconds
+        )
 
     def recompute(
         self, indicator_ids: Sequence[str], site_ids: Sequence[str] | None = None
@@ -223,6 +262,11 @@ class Pipeline:
             end = max(marks)
             self._cache.clear()
             self._fetched = {}
+            lease = hold_pass(self.store.engine, name, self.settings.scheduler_lease_ttl_seconds)
+            if lease is None:
+                report.results.append(SourceRunResult(name, "busy", error="another process recomputes it"))
+                continue
+            mark_interrupted_runs(self.store.engine, name, held=True)
             run_id = self.store.start_run(name, "recompute", None, end, len(sites))
             result = SourceRunResult(name, "running", run_id, None, end)
             try:
@@ -241,6 +285,7 @@ class Pipeline:
             self.store.finish_run(
                 run_id, result.status, result.values_written, result.alerts_raised, result.error
             )
+            lease.release()
             report.results.append(result)
         return report
 
@@ -262,18 +307,23 @@ class Pipeline:
         """Fetch, store and evaluate one source over [start, end] (default: since its watermark).
 
         The period is processed in chunks, each committed with its watermark; an interrupted backfill
-        rerun with the same dates (or none) resumes after its last complete chunk.
+        rerun with the same dates (or none) resumes after its last complete chunk. One pass per source
+        at a time across processes, within `HM_SOURCE_TIME_BUDGET_SECONDS` (see `guarded_pass`).
         """
         if not sites:
             return SourceRunResult(source_id, "skipped", error="no sites registered")
+        from monitor.scheduler import guarded_pass
+
+        return guarded_pass(self, source_id, lambda p: p._pass(source_id, sites, start, end))
+
+    def _pass(self, source_id: str, sites: SiteSet, start: date | None, end: date | None) -> SourceRunResult:
         origin, start, end = self._resume(source_id, sites, start, end)
         if start > end:
-            return SourceRunResult(source_id, "up_to_date", start=start, end=end)
+            return self._catch_up_forecast(source_id, sites, start, end)
         try:
             source = make_source(source_id, self.settings)
         except SourceError as exc:
             return SourceRunResult(source_id, "skipped", start=start, end=end, error=str(exc))
-        self.mark_interrupted(source_id)
         run_id = self.store.start_run(source_id, source.mode, start, end, len(sites))
         result = SourceRunResult(source_id, "running", run_id, start, end)
         pieces = chunks(start, end, self.settings.backfill_chunk)
@@ -285,8 +335,13 @@ class Pipeline:
                     result.error = f"stop requested; data stored through {first - timedelta(days=1)}"
                     break
                 final = i == len(pieces) - 1
+                self._checkpoint()
                 self._chunk(source_id, source, sites, (first, last), origin, end, final, result, problems)
             else:
+                newest = end == default_end(self.settings, source_id)
+                if self.settings.forecasts and newest and forecast_capable(source):
+                    self._checkpoint()
+                    self._forecast(source_id, source, sites, end, result, problems)
                 result.status = "partial" if problems else "ok"
                 result.error = "; ".join(dict.fromkeys(problems)) or None
         except (SourceError, OSError, ValueError) as exc:
@@ -334,6 +389,7 @@ class Pipeline:
         chunked = not (final and start == origin)
         self._cache.clear()
         cube = source.fetch(sites, start, end)
+        self._checkpoint()  # a fetch that outlived its pass's budget stores nothing
         self._fetched = {source_id: cube}
         coverage = cube.get("coverage", None)
         self.variables.write(source_id, cube.drop_vars("coverage", errors="ignore"))
@@ -361,6 +417,7 @@ class Pipeline:
                 session, source_id, sites.ids, end, str(cube.attrs.get("product_version", ""))
             )
             self._record_progress(session, source_id, origin, final_end, end, result.run_id, final)
+            self._checkpoint()  # last moment to roll the chunk back
 
     @staticmethod
     def _record_progress(session, source_id, origin, final_end, done, run_id, final) -> None:
@@ -443,16 +500,11 @@ class Pipeline:
         missing = [v for v in spec.inputs if v not in cube]
         if missing or cube.sizes.get("time", 0) == 0 or all(int(cube[v].count()) == 0 for v in spec.inputs):
             return pd.DataFrame()  # nothing to compute from: no values, not zero values
-        values = indicators.compute(spec.id, cube, **site_parameters(spec, sites, cube.site.values))
+        params = site_parameters(spec, sites, cube.site.values)
+        values = compute(spec.id, cube, self.settings.dask_scheduler, **params)  # on the cluster, if set
         values = values.transpose("site", "time")
         values = values.sel(time=slice(pd.Timestamp(period_floor(start, spec.freq)), pd.Timestamp(end)))
-        codes, decider = indicators.classify_sites(
-            spec,
-            values.values,
-            [sites[s].materials for s in values.site.values],
-            [sites[s].thresholds.get(spec.id) for s in values.site.values],
-        )
-        material_names = np.array([*spec.materials, None], dtype=object)
+        codes, materials = self._classify(spec, sites, values)
         n_sites, n_times = values.shape
         periods = pd.DatetimeIndex(values.time.values).date
         cov = (
@@ -469,7 +521,7 @@ class Pipeline:
                 "freq": spec.freq,
                 "value": values.values.ravel().astype(float),
                 "level": codes.ravel().astype(int),
-                "material": material_names[decider.ravel()],
+                "material": materials.ravel(),
                 "indicator_version": spec.version,
                 "source": cube.attrs.get("source", ""),
                 "product": cube.attrs.get("product", ""),
@@ -478,3 +530,184 @@ class Pipeline:
                 "coverage": cov,
             }
         )
+
+    @staticmethod
+    def _classify(spec: IndicatorSpec, sites: SiteSet, values: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+        """Level codes and deciding material (None: the default levels) of (site, time) values."""
+        codes, decider = indicators.classify_sites(
+            spec,
+            values.values,
+            [sites[s].materials for s in values.site.values],
+            [sites[s].thresholds.get(spec.id) for s in values.site.values],
+        )
+        material_names = np.array([*spec.materials, None], dtype=object)
+        return codes, material_names[decider]
+
+    # --- forecasts ----------------------------------------------------------------------------------
+
+    def _forecast(
+        self,
+        source_id: str,
+        source,
+        sites: SiteSet,
+        observed_until: date,
+        result: SourceRunResult,
+        problems: list[str],
+    ) -> None:
+        """Fetch the forecast issued at 00 UTC the day after `observed_until`, store its indicator values in
+        place of the source's previous issue and advance the forecast episodes, in one transaction. The
+        issue already stored is not taken again; a failure is recorded in `problems`."""
+        specs = [s for s in self._affected(source_id) if forecastable(s)]
+        issued = datetime.combine(observed_until + timedelta(days=1), time(0), tzinfo=UTC)
+        with self.store.session() as session:
+            stored = stored_issue(session, source_id)
+        if stored is not None and _aware(stored.issued) == issued:
+            return
+        try:
+            cube = source.fetch_forecast(sites, issued)
+        except (SourceError, OSError, ValueError) as exc:
+            log.warning("forecast of %s failed: %s", source_id, exc)
+            problems.append(f"forecast: {type(exc).__name__}: {exc}")
+            with self.store.session.begin() as session:
+                expire_forecasts(session, [s.id for s in specs], observed_until)
+            return
+        cube = cube.isel(time=np.flatnonzero(cube["time"].values > np.datetime64(observed_until, "ns")))
+        computed = []
+        for spec in specs:
+            try:
+                computed.append((spec, *self._forecast_values(spec, sites, cube, observed_until)))
+            except (IndicatorError, ValueError, KeyError) as exc:
+                log.warning("forecast of indicator %s failed on %s: %s", spec.id, source_id, exc)
+                problems.append(f"forecast {spec.id}: {type(exc).__name__}: {exc}")
+        records = pd.concat([c[1] for c in computed if not c[1].empty] or [pd.DataFrame()], ignore_index=True)
+        days = pd.DatetimeIndex(cube["time"].values).date
+        issue = ForecastIssue(
+            source=source_id,
+            issued=issued,
+            observed_until=observed_until,
+            first_day=days[0] if len(days) else None,
+            last_day=days[-1] if len(days) else None,
+            product=str(cube.attrs.get("product", "")),
+            product_version=str(cube.attrs.get("product_version", "")),
+            synthetic=str(cube.attrs.get("synthetic", "false")).lower() == "true",
+            attribution=self._forecast_attribution(cube, source_id, issued),
+        )
+        rule = AlertRule(self.settings.alert_min_level, self.settings.alert_lookback_days, kind="forecast")
+        with self.store.session.begin() as session:
+            expire_forecasts(session, [s.id for s in specs], observed_until)
+            replace_forecast(session, issue, records)
+            for spec, values, baseline in computed:
+                result.alerts_raised += evaluate_forecast(
+                    session, spec, values, sites, rule, issue.attribution, issued, observed_until, baseline
+                )
+            enqueue(session, settings=self.settings)
+
+    def _catch_up_forecast(self, source_id: str, sites: SiteSet, start: date, end: date) -> SourceRunResult:
+        """An up-to-date source whose newest forecast issue is not stored (its forecast step failed or was
+        interrupted): take that issue now, as a run of its own; otherwise nothing is done or written."""
+        result = SourceRunResult(source_id, "up_to_date", start=start, end=end)
+        info = SOURCES[source_id]
+        mode = self.settings.source_mode(source_id)
+        off = not self.settings.forecasts or not info.forecast_days or mode not in info.forecast_modes
+        if off or end != default_end(self.settings, source_id):
+            return result
+        issued = datetime.combine(end + timedelta(days=1), time(0), tzinfo=UTC)
+        with self.store.session() as session:
+            stored = stored_issue(session, source_id)
+        if stored is not None and _aware(stored.issued) == issued:
+            return result
+        try:
+            source = make_source(source_id, self.settings)
+        except SourceError:
+            return result
+        if not forecast_capable(source):
+            return result
+        run_id = self.store.start_run(source_id, source.mode, None, end, len(sites))
+        result = SourceRunResult(source_id, "running", run_id, None, end)
+        problems: list[str] = []
+        try:
+            self._forecast(source_id, source, sites, end, result, problems)
+            result.status = "partial" if problems else "ok"
+            result.error = "; ".join(dict.fromkeys(problems)) or None
+        except Exception as exc:  # a bug must still end the run as failed, never leave it "running"
+            log.exception("forecast of %s failed unexpectedly", source_id)
+            result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+        self.store.finish_run(run_id, result.status, 0, result.alerts_raised, result.error)
+        return result
+
+    def _forecast_values(
+        self, spec: IndicatorSpec, sites: SiteSet, forecast: xr.Dataset, observed_until: date
+    ) -> tuple[pd.DataFrame, dict[str, int]]:
+        """Forecast values of one indicator on the valid days of `forecast`, and per site the level a count
+        of days had already reached on `observed_until` (the baseline a forecast must exceed)."""
+        stored = self._inputs(spec, sites, observed_until, observed_until)
+        cube = extend_with_forecast(stored, forecast)
+        missing = [v for v in spec.inputs if v not in cube]
+        days = pd.DatetimeIndex(forecast["time"].values)
+        if missing or cube.sizes.get("time", 0) == 0 or len(days) == 0:
+            return pd.DataFrame(), {}
+        params = site_parameters(spec, sites, cube.site.values)
+        baseline: dict[str, int] = {}
+        if spec.freq == "D":
+            values = compute(spec.id, cube, self.settings.dask_scheduler, **params).transpose("site", "time")
+            values = values.reindex(time=days.to_numpy())
+            periods = days.date
+        else:  # a count of days in its period, counted to each valid day (observed days, then forecast)
+            columns = []
+            for day in [pd.Timestamp(observed_until), *days]:
+                first = pd.Timestamp(period_floor(day.date(), spec.freq))
+                part = compute(
+                    spec.id, cube.sel(time=slice(first, day)), self.settings.dask_scheduler, **params
+                )
+                columns.append(part.transpose("site", "time").isel(time=-1, drop=True))
+            values = xr.concat(columns, dim="time").assign_coords(time=[pd.Timestamp(observed_until), *days])
+            values = values.transpose("site", "time")
+            codes, _ = self._classify(spec, sites, values.isel(time=[0]))
+            baseline = {str(s): int(c) for s, c in zip(values.site.values, codes[:, 0], strict=True)}
+            values = values.isel(time=slice(1, None))
+            periods = [period_floor(d, spec.freq) for d in days.date]
+        codes, materials = self._classify(spec, sites, values)
+        n_sites, n_times = values.shape
+        issue_day = np.datetime64(observed_until + timedelta(days=1), "D")
+        leads = (days.to_numpy().astype("datetime64[D]") - issue_day).astype(int)
+        synthetic = str(forecast.attrs.get("synthetic", "false")).lower() == "true"
+        coverage = (
+            np.repeat(forecast["coverage"].reindex(site=values.site).values.astype(float), n_times)
+            if "coverage" in forecast
+            else np.full(n_sites * n_times, np.nan)
+        )
+        frame = pd.DataFrame(
+            {
+                "site_id": np.repeat(values.site.values.astype(str), n_times),
+                "indicator_id": spec.id,
+                "valid_day": np.tile(days.date, n_sites),
+                "lead_days": np.tile(leads, n_sites),
+                "period_start": np.tile(np.array(periods, dtype=object), n_sites),
+                "freq": spec.freq,
+                "value": values.values.ravel().astype(float),
+                "level": codes.ravel().astype(int),
+                "material": materials.ravel(),
+                "indicator_version": spec.version,
+                "source": str(forecast.attrs.get("source", "")),
+                "product": str(forecast.attrs.get("product", "")),
+                "product_version": str(forecast.attrs.get("product_version", "")),
+                "synthetic": synthetic,
+                "coverage": coverage,
+            }
+        )
+        return frame, baseline
+
+    @staticmethod
+    def _forecast_attribution(cube: xr.Dataset, source_id: str, issued: datetime) -> str:
+        info = SOURCES[source_id]
+        if str(cube.attrs.get("synthetic", "false")).lower() == "true":
+            return (
+                f"SYNTHETIC demo forecast standing in for {info.title} ({info.forecast_product}); not "
+                f"Copernicus data. Real data would carry: {attribution(source_id, issued.year)}"
+            )
+        return attribution(source_id, issued.year)
+
+
+def _aware(moment: datetime) -> datetime:
+    """An aware UTC datetime (SQLite returns naive UTC datetimes)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,36 +1,54 @@
 """The schedules: one APScheduler 3 job per source, each a pipeline pass since the source's watermark.
 
 Cadences are settings (`HM_SCHEDULE_<SOURCE>`): `daily@HH:MM` (UTC, after the product's release),
-`<N>h` / `<N>m` (interval), `onchange@<N>m` (a pass when a file under the source's local path changed,
-checked every N minutes) or `off`. Jobs are registered at every start (replace_existing, coalesce,
-max_instances=1, misfire grace) and referenced as "module:function" strings.
+`<N>h` / `<N>m` / `<N>s` (interval), `onchange@<N>m` (a pass when a file under the source's local path
+changed, checked every N minutes) or `off`. Jobs are registered at every start (replace_existing,
+coalesce, max_instances=1, misfire grace) and referenced as "module:function" strings; the thread pool
+has a thread for every job, so a hung source never delays another source or the lease heartbeat.
 
 Exactly one scheduler runs per database: `start()` takes the lease of `monitor.lease` (PostgreSQL
 advisory lock, or a lease row renewed by a heartbeat job); without it the scheduler does not start.
 Losing the lease stops the scheduler (so `/ready` of its process answers 503).
+
+Every pass of a source (scheduled, or `heritage-monitor run`) goes through `guarded_pass`: it holds the
+source's pass lease, runs within `HM_SOURCE_TIME_BUDGET_SECONDS`, and opens (or resolves) a
+`source_failure` system alert. SIGTERM lets running passes finish their current chunk (for at most
+`HM_SCHEDULER_STOP_GRACE_SECONDS`), then releases the lease and exits.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import select, update
 
-from monitor.lease import Lease, system_alerts
+from monitor.lease import Lease, hold_pass, mark_interrupted_runs, system_alerts
 from monitor.settings import Settings, get_settings
 from monitor.sources import SOURCES
+
+if TYPE_CHECKING:
+    from monitor.pipeline import Pipeline, SourceRunResult
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 FRESHNESS = "source_freshness"
+FAILURE = "source_failure"
+#: Threads of the scheduler's pool: one per possible job (every source, deliveries, freshness, lease).
+POOL_SIZE = len(SOURCES) + 3
 
 #: The lease of each running scheduler, by owner id (the heartbeat job is referenced by string).
 _RUNNING: dict[str, HeritageScheduler] = {}
@@ -47,12 +65,12 @@ def parse_schedule(text: str) -> tuple[str, dict] | None:
         return None
     if m := re.fullmatch(r"daily@(\d{1,2}):(\d{2})", value):
         return "cron", {"hour": int(m[1]), "minute": int(m[2]), "timezone": "UTC"}
-    if m := re.fullmatch(r"(?:onchange@)?(\d+)([hm])", value):
+    if m := re.fullmatch(r"(?:onchange@)?(\d+)([hms])", value):
         n = int(m[1])
         if n <= 0:
             raise ValueError(f"schedule {text!r}: the interval must be positive")
-        return "interval", {"hours": n} if m[2] == "h" else {"minutes": n}
-    raise ValueError(f"schedule {text!r}: expected daily@HH:MM, <N>h, <N>m, onchange@<N>m or off")
+        return "interval", {{"h": "hours", "m": "minutes", "s": "seconds"}[m[2]]: n}
+    raise ValueError(f"schedule {text!r}: expected daily@HH:MM, <N>h, <N>m, <N>s, onchange@<N>m or off")
 
 
 def _context(settings: Settings):
@@ -137,61 +155,66 @@ def check_freshness(store, settings: Settings, now: datetime | None = None) -> d
     its expected latency plus `HM_FRESHNESS_GRACE_DAYS`. System alerts live in `system_alerts`, never
     among site alerts.
     """
-    from monitor.store.repository import new_id
-
     now = now or utcnow()
     today = now.date()
     fresh = store.freshness()
     with store.session() as s:
         ran = {r for (r,) in s.execute(select(_run_source_column()).distinct())}
     out = {}
-    t = system_alerts
     with store.session.begin() as session:
         for source_id, info in SOURCES.items():
             if not info.variables or source_id not in ran:
                 continue
             newest: date | None = fresh.get(source_id, {}).get("newest_data")
             limit = info.latency_days + settings.freshness_grace_days
-            stale = newest is None or (today - newest).days > limit
-            open_row = session.execute(
-                select(t.c.id).where(
-                    t.c.source == source_id, t.c.indicator_id == FRESHNESS, t.c.status == "open"
-                )
-            ).first()
-            if stale:
+            if newest is None or (today - newest).days > limit:
                 message = (
                     f"{source_id}: no data since {newest}" if newest else f"{source_id}: no data stored yet"
                 ) + f" (expected latency {info.latency_days} d + {settings.freshness_grace_days} d grace)"
-                if open_row is None:
-                    session.execute(
-                        t.insert().values(
-                            id=new_id("sys"),
-                            kind="system",
-                            source=source_id,
-                            indicator_id=FRESHNESS,
-                            status="open",
-                            message=message,
-                            newest_data=newest,
-                            opened_at=now,
-                            updated_at=now,
-                        )
-                    )
-                else:
-                    session.execute(
-                        update(t)
-                        .where(t.c.id == open_row.id)
-                        .values(message=message, newest_data=newest, updated_at=now)
-                    )
+                open_system_alert(session, source_id, FRESHNESS, message, newest, now)
                 out[source_id] = "open"
             else:
-                if open_row is not None:
-                    session.execute(
-                        update(t)
-                        .where(t.c.id == open_row.id)
-                        .values(status="resolved", resolved_at=now, updated_at=now, newest_data=newest)
-                    )
+                resolve_system_alert(session, source_id, FRESHNESS, now, newest)
                 out[source_id] = "ok"
     return out
+
+
+def open_system_alert(session, source: str, indicator: str, message: str, newest, now: datetime) -> None:
+    """Open a system alert of (source, indicator), or update the one already open (one episode)."""
+    from monitor.store.repository import new_id
+
+    t = system_alerts
+    open_id = session.execute(
+        select(t.c.id).where(t.c.source == source, t.c.indicator_id == indicator, t.c.status == "open")
+    ).scalar()
+    if open_id is None:
+        session.execute(
+            t.insert().values(
+                id=new_id("sys"),
+                kind="system",
+                source=source,
+                indicator_id=indicator,
+                status="open",
+                message=message,
+                newest_data=newest,
+                opened_at=now,
+                updated_at=now,
+            )
+        )
+    else:
+        session.execute(
+            update(t).where(t.c.id == open_id).values(message=message, newest_data=newest, updated_at=now)
+        )
+
+
+def resolve_system_alert(session, source: str, indicator: str, now: datetime, newest=None) -> None:
+    """Resolve the open system alert of (source, indicator), if any."""
+    t = system_alerts
+    session.execute(
+        update(t)
+        .where(t.c.source == source, t.c.indicator_id == indicator, t.c.status == "open")
+        .values(status="resolved", resolved_at=now, updated_at=now, newest_data=newest)
+    )
 
 
 def _run_source_column():
@@ -227,6 +250,164 @@ def freshness_job(settings: Settings | None = None) -> None:
         log.info("source freshness: %s", check_freshness(store, settings))
     finally:
         store.engine.dispose()
+
+
+# ---- one pass of a source: its lease, time budget and failure alert --------------------------------
+class PassCancelledError(TimeoutError):
+    """A pass given up on (time budget spent, lease lost, shutdown): it stops before its next write."""
+
+
+class CancelToken:
+    """Set when a pass must stop. The pipeline checks it before each chunk, after each fetch and just
+    before each commit, so a pass given up on writes nothing more (its open transaction rolls back)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def cancel(self, reason: str) -> None:
+        if not self._event.is_set():
+            self.reason = reason
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        """Raise `PassCancelledError` once cancelled."""
+        if self._event.is_set():
+            raise PassCancelledError(self.reason)
+
+
+#: Pass threads given up on that have not ended yet (each stops at its next checkpoint).
+ABANDONED: set[threading.Thread] = set()
+#: After its budget is spent, a pass between two checkpoints gets this long to stop by itself.
+CANCEL_GRACE_SECONDS = 5.0
+
+
+def guarded_pass(
+    pipeline: Pipeline, source_id: str, body: Callable[[Pipeline], SourceRunResult]
+) -> SourceRunResult:
+    """Run `body`, one pass of `source_id`, under the source's pass lease and within its time budget.
+
+    - Another live process (or thread) already passing over the source: nothing runs, status `busy`.
+    - Runs of the source left `running` by a process that is gone are marked `interrupted` first.
+    - With `HM_SOURCE_TIME_BUDGET_SECONDS` > 0 the pass runs in its own thread. Past the budget it is
+      cancelled and recorded `failed` at once, and the caller goes on even if the source never answers;
+      after a stop request (SIGTERM) it gets `HM_SCHEDULER_STOP_GRACE_SECONDS` to finish its chunk,
+      else it is recorded `interrupted`. A pass given up on writes nothing more.
+    - A failed pass opens a `source_failure` system alert; the next successful one resolves it.
+    """
+    from monitor.pipeline import STOP, SourceRunResult
+
+    settings = pipeline.settings
+    store = pipeline.store
+    token = CancelToken()
+    lease = hold_pass(
+        store.engine,
+        source_id,
+        settings.scheduler_lease_ttl_seconds,
+        on_lost=lambda: token.cancel("the pass lease of this source was lost to another process"),
+    )
+    if lease is None:
+        log.warning("pass of %s not started: another process is running one", source_id)
+        return SourceRunResult(source_id, "busy", error=f"another process is running a pass of {source_id}")
+    worker = copy.copy(pipeline)  # its own caches: a pass given up on never touches the caller's
+    worker._cache, worker._fetched = {}, {}
+    worker.cancel = token
+    box: dict = {}
+    given_up: list[tuple[str, str]] = []
+
+    def work() -> None:
+        try:
+            if n := mark_interrupted_runs(store.engine, source_id, held=True):
+                log.warning("%d run(s) of %s left running by a gone process marked interrupted", n, source_id)
+            box["result"] = body(worker)
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            if given_up:  # the caller recorded the outcome already: keep it unless the pass succeeded
+                done = box.get("result")
+                if done is None or done.status != "ok":
+                    _close_running(store, source_id, *given_up[0], run_id=done.run_id if done else None)
+            lease.release()
+            ABANDONED.discard(threading.current_thread())
+
+    budget = settings.source_time_budget_seconds
+    if not budget:
+        work()
+    else:
+        thread = threading.Thread(target=work, name=f"pass:{source_id}", daemon=True)
+        thread.start()
+        try:
+            outcome = _wait(thread, budget, settings.scheduler_stop_grace_seconds, STOP)
+        except KeyboardInterrupt:
+            token.cancel("interrupted from the keyboard")
+            raise
+        if outcome is not None:
+            status, reason = outcome
+            token.cancel(reason)
+            if status == "failed":
+                thread.join(min(CANCEL_GRACE_SECONDS, budget))
+            if thread.is_alive():
+                ABANDONED.add(thread)
+                given_up.append((status, f"{PassCancelledError.__name__}: {reason}"))
+                log.error("pass of %s given up: %s", source_id, reason)
+                run = _close_running(store, source_id, status, given_up[0][1])
+                result = SourceRunResult(source_id, status, error=given_up[0][1], **run)
+                record_outcome(store, result)
+                return result
+    if "error" in box:
+        raise box["error"]
+    record_outcome(store, box["result"])
+    return box["result"]
+
+
+def _wait(thread: threading.Thread, budget: float, stop_grace: float, stop: threading.Event):
+    """Wait for a pass thread: None when it ended, else (status, reason) of giving it up."""
+    deadline = time.monotonic() + budget
+    stop_deadline = None
+    while thread.is_alive():
+        now = time.monotonic()
+        if stop.is_set() and stop_deadline is None:
+            stop_deadline = now + stop_grace
+        if stop_deadline is not None and now >= stop_deadline:
+            return "interrupted", (
+                f"stop requested and the pass did not finish its chunk within {stop_grace:g} s "
+                "(HM_SCHEDULER_STOP_GRACE_SECONDS); its unfinished chunk was not stored"
+            )
+        if now >= deadline:
+            return "failed", (
+                f"the pass exceeded its time budget of {budget:g} s (HM_SOURCE_TIME_BUDGET_SECONDS); "
+                "its unfinished chunk was not stored"
+            )
+        thread.join(min(0.2, deadline - now))
+    return None
+
+
+def _close_running(store, source_id: str, status: str, error: str, run_id: str | None = None) -> dict:
+    """Record the run of a pass given up on (the one left `running`, under the caller's pass lease)."""
+    from monitor.store.tables import RunRow
+
+    where = [RunRow.id == run_id] if run_id else [RunRow.source == source_id, RunRow.status == "running"]
+    with store.session.begin() as session:
+        row = session.execute(select(RunRow.id, RunRow.period_start, RunRow.period_end).where(*where)).first()
+        session.execute(update(RunRow).where(*where).values(status=status, error=error, finished_at=utcnow()))
+    return {"run_id": row.id, "start": row.period_start, "end": row.period_end} if row else {}
+
+
+def record_outcome(store, result: SourceRunResult) -> None:
+    """Open a `source_failure` system alert for a failed pass; resolve it after a successful one."""
+    now = utcnow()
+    try:
+        with store.session.begin() as session:
+            if result.status == "failed":
+                message = f"{result.source}: the last pass failed: {result.error or 'no detail'}"
+                open_system_alert(session, result.source, FAILURE, message[:2000], None, now)
+            elif result.status in ("ok", "partial"):
+                resolve_system_alert(session, result.source, FAILURE, now)
+    except Exception as exc:  # the run is recorded already; a missing alert table must not fail it
+        log.warning("could not record the system alert of %s: %s", result.source, exc)
 
 
 # ---- registration --------------------------------------------------------------------------------
@@ -364,23 +545,38 @@ class HeritageBlockingScheduler(HeritageScheduler, BlockingScheduler):
 
             err.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(1) from None  # `heritage-monitor scheduler` exits 1
+        except KeyboardInterrupt:  # Ctrl-C: the same orderly stop as SIGTERM
+            self._on_sigterm()
 
     def _on_sigterm(self, *_args) -> None:
+        """Running passes finish (or roll back) their current chunk, then the lease goes and start() returns.
+
+        Waiting here is bounded: a pass whose source does not answer is given up on after
+        `HM_SCHEDULER_STOP_GRACE_SECONDS` (its thread dies with the process, its chunk uncommitted).
+        """
         from monitor.pipeline import request_stop
 
+        log.warning("stopping: each running pass finishes its current chunk first")
         request_stop()
-        self.shutdown(wait=False)
+        with contextlib.suppress(SchedulerNotRunningError):  # a second SIGTERM while stopping
+            self.shutdown(wait=True)
+
+
+def _executors(options: dict) -> dict:
+    """A thread per job: a hung pass never holds back another source, deliveries or the lease heartbeat."""
+    options.setdefault("executors", {"default": ThreadPoolExecutor(max_workers=POOL_SIZE)})
+    return options
 
 
 def background(settings: Settings, lease: Lease | None = None, **options) -> BackgroundScheduler:
     """A scheduler running in a thread of the current process (the demo's API process)."""
-    scheduler = HeritageBackgroundScheduler(settings, lease, timezone="UTC", **options)
+    scheduler = HeritageBackgroundScheduler(settings, lease, timezone="UTC", **_executors(options))
     return configure(scheduler, settings)  # type: ignore[return-value]
 
 
 def blocking(settings: Settings, lease: Lease | None = None, **options) -> BlockingScheduler:
     """The scheduler of `heritage-monitor scheduler`, in the foreground."""
-    scheduler = HeritageBlockingScheduler(settings, lease, timezone="UTC", **options)
+    scheduler = HeritageBlockingScheduler(settings, lease, timezone="UTC", **_executors(options))
     return configure(scheduler, settings)  # type: ignore[return-value]
 
 

@@ -186,11 +186,6 @@ class Settings(BaseSettings):
         description="Ensemble fire-danger files (GEFF-ERA5 `realization`): use member 0 (control) or the "
         "ensemble mean.",
     )
-    glofas_product: Literal["historical", "forecast"] = Field(
-        "historical",
-        description="GloFAS dataset: cems-glofas-historical (reanalysis) or cems-glofas-forecast (control "
-        "run issued on the first requested day).",
-    )
     glofas_system_version: str = Field(
         "version_4_0", description="GloFAS historical `system_version` requested (e.g. version_4_0)."
     )
@@ -219,8 +214,9 @@ class Settings(BaseSettings):
     # --- scheduler and durability ---------------------------------------------------------------
     schedule_era5_land: str = Field(
         "daily@07:00",
-        description="ERA5-Land schedule: `daily@HH:MM` (UTC, after the product's release), `<N>h` or "
-        "`<N>m` (interval), `onchange@<N>m` (check the local path's mtime every N minutes) or `off`.",
+        description="ERA5-Land schedule: `daily@HH:MM` (UTC, after the product's release), `<N>h`, "
+        "`<N>m` or `<N>s` (interval), `onchange@<N>m` (check the local path's mtime every N minutes) or "
+        "`off`.",
     )
     schedule_cams_europe: str = Field(
         "daily@10:00", description="CAMS Europe schedule (same syntax as `HM_SCHEDULE_ERA5_LAND`)."
@@ -249,8 +245,9 @@ class Settings(BaseSettings):
     scheduler_lease_ttl_seconds: float = Field(
         60.0,
         gt=0,
-        description="SQLite: the scheduler lease expires this long after its last heartbeat (renewed every "
-        "third of it); another scheduler may take it over only then. PostgreSQL uses an advisory lock.",
+        description="SQLite: the scheduler lease (and each source's pass lease) expires this long after its "
+        "last heartbeat (renewed every third of it); another process may take it over only then, or at once "
+        "when the holder was a process of the same host that no longer runs. PostgreSQL uses advisory locks.",
     )
     backfill_chunk: Literal["year", "month", "none"] = Field(
         "year",
@@ -264,12 +261,36 @@ class Settings(BaseSettings):
         "expected latency plus this many days.",
     )
 
+    # --- unattended passes: time budget and shutdown ---------------------------------------------
+    source_time_budget_seconds: float = Field(
+        21_600.0,
+        ge=0,
+        description="Wall-clock limit of one pass of one source (scheduled or `heritage-monitor run`), "
+        "seconds. A pass still running then is recorded `failed` with a `source_failure` system alert and "
+        "stores nothing more; the other sources go on, and the next pass resumes after the last committed "
+        "chunk. 0 = no limit.",
+    )
+    scheduler_stop_grace_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="On SIGTERM, how long a running pass may take to finish its current chunk; after that "
+        "it is recorded `interrupted` and its unfinished chunk is not stored. Keep it below the "
+        "container's stop grace period (compose: 60 s).",
+    )
+
     # --- alerts ---------------------------------------------------------------------------------
     alert_lookback_days: int = Field(
         365, ge=1, description="Only periods ending within this many days of the newest data raise alerts."
     )
     alert_min_level: Literal["low", "moderate", "high", "severe"] = Field(
         "high", description="Lowest risk level that opens an alert episode (a site or rule may override)."
+    )
+
+    # --- forecasts (CAMS, GloFAS; CEMS fire in demo mode) -------------------------------------------
+    forecasts: bool = Field(
+        True,
+        description="After a pass reaching a source's newest data, take its forecast (issued at 00 UTC the "
+        "day after the newest observed day), store its indicator values and raise forecast alerts.",
     )
 
     # --- alert delivery (CAP, Atom, webhooks, e-mail) -------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 import indicators
@@ -18,6 +18,9 @@ from monitor.store.tables import AlertRow
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"], responses=ALL_ERRORS)
 Severity = Literal["low", "moderate", "high", "severe"]
+AlertIdPath = Annotated[
+    str, Path(max_length=60, description="Alert id", examples=["alr_3f2a9c1e0b7d4a6e8c21"])
+]
 
 
 def _base(request: Request) -> str:
@@ -34,11 +37,24 @@ def list_alerts(
     store: StoreDep,
     _: ReaderDep,
     page: PageDep,
-    site: Annotated[str | None, Query(description="Site id")] = None,
-    status: Annotated[Literal["open", "acknowledged", "resolved"] | None, Query()] = None,
-    severity: Annotated[Severity | None, Query(description="Minimum severity")] = None,
-    kind: Annotated[Literal["observed", "forecast", "projected", "system"] | None, Query()] = None,
-    indicator: Annotated[str | None, Query(description="Indicator id")] = None,
+    site: Annotated[
+        str | None, Query(max_length=100, description="Site id", examples=["venice_historic_centre"])
+    ] = None,
+    status: Annotated[
+        Literal["open", "acknowledged", "resolved"] | None,
+        Query(description="Only alerts in this state", examples=["open"]),
+    ] = None,
+    severity: Annotated[Severity | None, Query(description="Minimum severity", examples=["high"])] = None,
+    kind: Annotated[
+        Literal["observed", "forecast", "projected", "system"] | None,
+        Query(
+            description="observed data, forecasts, climate projections or source health",
+            examples=["forecast"],
+        ),
+    ] = None,
+    indicator: Annotated[
+        str | None, Query(max_length=80, description="Indicator id", examples=["flood_return_period"])
+    ] = None,
 ) -> AlertList:
     """Alerts, newest change first, filtered by site, status, minimum severity, kind and indicator."""
     rows, total = store.list_alerts(
@@ -63,7 +79,7 @@ def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", summary="One alert with its history")
-def get_alert(alert_id: str, request: Request, store: StoreDep, _: ReaderDep) -> dict:
+def get_alert(alert_id: AlertIdPath, request: Request, store: StoreDep, _: ReaderDep) -> dict:
     """One alert and its audit trail (every change, who and when)."""
     row = store.get_alert(alert_id)
     if row is None:
@@ -111,7 +127,7 @@ def _change(store, alert_id: str, principal, change) -> AlertRow:
     "/alerts/{alert_id}/ack", summary="Acknowledge an alert", responses={401: {}, 403: {}, 404: {}, 409: {}}
 )
 def ack_alert(
-    alert_id: str, body: AckRequest, request: Request, store: StoreDep, principal: WriterDep
+    alert_id: AlertIdPath, body: AckRequest, request: Request, store: StoreDep, principal: WriterDep
 ) -> AlertPublic:
     """Say "seen, handling it" (admin, or a manager of the alert's site)."""
     actor = f"key:{principal.key_id}"
@@ -127,7 +143,7 @@ def ack_alert(
     responses={401: {}, 403: {}, 404: {}, 409: {}},
 )
 def resolve_alert(
-    alert_id: str, body: ResolveRequest, request: Request, store: StoreDep, principal: WriterDep
+    alert_id: AlertIdPath, body: ResolveRequest, request: Request, store: StoreDep, principal: WriterDep
 ) -> AlertPublic:
     """Close an episode by hand (admin, or a manager of the alert's site)."""
     actor = f"key:{principal.key_id}"

@@ -3,7 +3,8 @@
 Like MeteoAlarm's and the OASIS "CAP feeds" practice: one entry per alert whose `alternate` link is the
 CAP document (application/cap+xml), with a few CAP fields repeated as `cap:` extension elements so a
 reader can filter without fetching every message. Current means open or acknowledged, plus alerts
-resolved within the last days (their all-clear).
+resolved within the last days (their all-clear). Forecast alerts carry their issue time (`cap:effective`)
+and expected onset (`cap:onset`, a date).
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ from monitor.alerts import i18n
 from monitor.alerts.cap import (
     CAP_MEDIA_TYPE,
     CAP_NS,
-    CERTAINTY,
     SEVERITY,
     cap_time,
+    certainty,
     facts,
     identifier,
     messages,
     urgency,
 )
+from monitor.alerts.episodes import forecast_facts
 from monitor.store.repository import Store, row_to_site
 from monitor.store.tables import AlertEventRow, AlertRow, SiteRow
 from sites import Site
@@ -163,9 +165,14 @@ def alerts_to_atom(
         msg_type = "Alert" if current.sequence == 1 else "Update"
         _sub(item, "cap:msgType", "Cancel" if resolved and alert.false_alarm else msg_type)
         _sub(item, "cap:event", title)
-        _sub(item, "cap:urgency", urgency(alert.kind, alert.freq, resolved))
+        forecast = forecast_facts(alert)
+        lead = forecast.lead_time_days if forecast else None
+        _sub(item, "cap:urgency", urgency(alert.kind, alert.freq, resolved, lead))
         _sub(item, "cap:severity", SEVERITY.get(said.level, "Unknown"))
-        _sub(item, "cap:certainty", CERTAINTY.get(alert.kind, "Unknown"))
+        _sub(item, "cap:certainty", certainty(alert.kind, lead))
+        if forecast is not None:
+            _sub(item, "cap:effective", cap_time(forecast.issued))
+            _sub(item, "cap:onset", alert.onset.isoformat())
         _sub(item, "cap:areaDesc", entry.site.name)
     ET.indent(feed)
     return ET.tostring(feed, encoding="utf-8", xml_declaration=True)

@@ -11,15 +11,21 @@ Choices the standard leaves open, made here:
 - status: `Actual` for Copernicus data, `Exercise` for synthetic demo data (with a <note> saying so), so a
   consumer never mistakes the demo for a real warning;
 - severity: low→Minor, moderate→Moderate, high→Severe, severe→Extreme;
-- certainty: observed→Observed, forecast→Likely, projected→Possible (system alerts: Unknown);
-- urgency: Immediate for observed daily values, Expected for forecasts, Future for observed monthly or
-  yearly values and for projections (action within weeks, not hours), Past once resolved;
+- certainty: observed→Observed, projected→Possible (system alerts: Unknown); forecast→Likely when the onset
+  is at most `LIKELY_MAX_LEAD_DAYS` after the issue day (short-range forecasts verify more often than
+  not), else Possible;
+- urgency: Immediate for observed daily values, Future for observed monthly or yearly values and for
+  projections (action within weeks, not hours), Past once resolved; forecasts: Expected when the onset is
+  at most `EXPECTED_MAX_LEAD_DAYS` after the issue day, else Future;
 - responseType: Monitor (low, moderate), Prepare (high, severe), AllClear (resolved), None (withdrawn);
 - category from the hazard: Fire for wildfire, Geo for ground motion and land, Env for air pollution and
   corrosion, Met for the other climate hazards, Other for system alerts;
 - the language of an <info> is CAP's own <language> element (RFC 3066 code), one <info> per language;
-- <expires> only for forecasts (the end of the forecast period): observed episodes stay valid until the
-  next message (an Update or the AllClear);
+- <expires> only for forecasts (the day after the last valid day forecast at or above the alert level):
+  observed episodes stay valid until the next message (an Update or the AllClear);
+- forecasts: <effective> is the forecast's issue time and <onset> the expected onset; a newer issue that
+  only shifts the onset or the expected period is no new message (it would notify every subscriber
+  again), so the document of a forecast episode carries its newest issue's timing;
 - <area>: one closed "lat,lon" polygon per part of the site geometry (outer rings; CAP has no holes),
   with the site id (and UNESCO id) as <geocode>.
 """
@@ -34,7 +40,7 @@ from zoneinfo import ZoneInfo
 
 from indicators import IndicatorSpec, level_name
 from monitor.alerts import i18n
-from monitor.alerts.episodes import period_end
+from monitor.alerts.episodes import ForecastFacts, forecast_facts, period_end
 from monitor.store.tables import AlertRow
 from sites import Site
 
@@ -45,6 +51,10 @@ SEVERITY = {1: "Minor", 2: "Moderate", 3: "Severe", 4: "Extreme"}
 CERTAINTY = {"observed": "Observed", "forecast": "Likely", "projected": "Possible"}
 #: MeteoAlarm's awareness levels, so MeteoAlarm-style consumers can colour the alert.
 AWARENESS = {1: "1; green; Minor", 2: "2; yellow; Moderate", 3: "3; orange; Severe", 4: "4; red; Extreme"}
+#: Forecast onsets at most this many days after the issue day are CAP urgency Expected (else Future)…
+EXPECTED_MAX_LEAD_DAYS = 1
+#: … and at most this many days after it, certainty Likely (else Possible).
+LIKELY_MAX_LEAD_DAYS = 3
 _RESTRICTED = set(" ,<&")
 
 
@@ -117,12 +127,22 @@ def category(spec: IndicatorSpec | None, kind: str) -> str:
     return "Met"
 
 
-def urgency(kind: str, freq: str, resolved: bool) -> str:
+def urgency(kind: str, freq: str, resolved: bool, lead_time_days: int | None = None) -> str:
+    """The CAP urgency of an alert's message (see the module docstring)."""
     if resolved:
         return "Past"
     if kind == "observed":
         return "Immediate" if freq == "D" else "Future"
-    return {"forecast": "Expected", "projected": "Future"}.get(kind, "Unknown")
+    if kind == "forecast":
+        return "Future" if (lead_time_days or 0) > EXPECTED_MAX_LEAD_DAYS else "Expected"
+    return {"projected": "Future"}.get(kind, "Unknown")
+
+
+def certainty(kind: str, lead_time_days: int | None = None) -> str:
+    """The CAP certainty of an alert's message (see the module docstring)."""
+    if kind == "forecast":
+        return "Possible" if (lead_time_days or 0) > LIKELY_MAX_LEAD_DAYS else "Likely"
+    return CERTAINTY.get(kind, "Unknown")
 
 
 def number(value: float | None) -> str:
@@ -167,27 +187,43 @@ def facts(
     start = alert.period_start if resolved or message.period_start is None else message.period_start
     t = lambda key, **kw: i18n.text(lang, key, **kw)  # noqa: E731
     phrase = i18n.level_phrase(lang, level)
-    headline = t(state, level=phrase, title=title, site=site_name)
+    forecast = forecast_facts(alert)
+    key = f"forecast_{state}" if forecast is not None and state != "cancelled" else state
+    headline = t(key, level=phrase, title=title, site=site_name, onset=alert.onset.isoformat())
     lines = [
         f"{phrase[:1].upper()}{phrase[1:]} – {title} – {site_name}",
-        f"{t('value')}: {with_units(value, alert.units)}",
+        f"{t('peak' if forecast else 'value')}: {with_units(value, alert.units)}",
     ]
     if alert.threshold is not None:
         lines.append(f"{t('threshold')} ({phrase}): {with_units(alert.threshold, alert.units)}")
     lines.append(f"{t('period')}: {period_text(start, alert.freq)}")
     if alert.material:
         lines.append(f"{t('material')}: {alert.material}")
-    lines.append(f"{t('since')}: {alert.onset.isoformat()}")
+    if forecast is not None:
+        lines += _forecast_lines(forecast, t)
+    else:
+        lines.append(f"{t('since')}: {alert.onset.isoformat()}")
     lines.append(f"{t('data')}: {alert.product}, {alert.product_version} ({alert.source})")
     lines.append(alert.attribution)
     if alert.synthetic:
         lines.append(t("synthetic"))
-    instruction = t(
-        {"cancelled": "instruction_cancelled", "resolved": "instruction_resolved"}.get(
-            state, "instruction_open"
-        )
-    )
+    instructions = {"cancelled": "instruction_cancelled", "resolved": "instruction_resolved"}
+    if forecast is not None:
+        instructions = {**instructions, "resolved": "instruction_forecast_resolved"}
+    instruction = t(instructions.get(state, "instruction_forecast" if forecast else "instruction_open"))
     return Facts(state, level, value, start, headline, "\n".join(lines), instruction)
+
+
+def _forecast_lines(forecast: ForecastFacts, t) -> list[str]:
+    issued = forecast.issued.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    expected = forecast.expected_start.isoformat()
+    if forecast.expected_end != forecast.expected_start:
+        expected = f"{expected} – {forecast.expected_end.isoformat()}"
+    return [
+        f"{t('expected')}: {expected}",
+        f"{t('lead_time')}: {forecast.lead_time_days} {t('days')}",
+        f"{t('issued')}: {issued}",
+    ]
 
 
 def polygons(site: Site) -> list[str]:
@@ -246,6 +282,8 @@ def alert_to_cap(
     cancelled = resolved and alert.false_alarm
     zone = i18n.site_zone(site.country)
     title = spec.title if spec else alert.indicator_id
+    forecast = forecast_facts(alert)
+    lead = forecast.lead_time_days if forecast else None
     langs = [lang] if isinstance(lang, str) else list(dict.fromkeys(lang)) or ["en"]
 
     root = ET.Element("alert", {"xmlns": CAP_NS})
@@ -284,14 +322,16 @@ def alert_to_cap(
         else:
             response = "Prepare" if said.level >= 3 else "Monitor"
         _sub(info, "responseType", response)
-        _sub(info, "urgency", urgency(alert.kind, alert.freq, resolved))
+        _sub(info, "urgency", urgency(alert.kind, alert.freq, resolved, lead))
         _sub(info, "severity", SEVERITY.get(said.level, "Unknown"))
-        _sub(info, "certainty", CERTAINTY.get(alert.kind, "Unknown"))
+        _sub(info, "certainty", certainty(alert.kind, lead))
         _pair(info, "eventCode", "heritage-monitor:indicator", alert.indicator_id)
+        if forecast is not None:
+            _sub(info, "effective", cap_time(forecast.issued))
         _sub(info, "onset", cap_time(_local_midnight(alert.onset, zone)))
         if alert.kind == "forecast" and not resolved:
-            last = period_end(said.period_start, alert.freq) + timedelta(days=1)
-            _sub(info, "expires", cap_time(_local_midnight(last, zone)))
+            last = forecast.expected_end if forecast else period_end(said.period_start, alert.freq)
+            _sub(info, "expires", cap_time(_local_midnight(last + timedelta(days=1), zone)))
         _sub(info, "senderName", "Heritage Monitor")
         _sub(info, "headline", said.headline)
         _sub(info, "description", said.description)
@@ -319,6 +359,14 @@ def alert_to_cap(
             "product_version": alert.product_version,
             "synthetic": "true" if alert.synthetic else "false",
         }
+        if forecast is not None:
+            parameters |= {
+                "forecast_issued": cap_time(forecast.issued),
+                "lead_time_days": str(forecast.lead_time_days),
+                "expected_start": forecast.expected_start.isoformat(),
+                "expected_end": forecast.expected_end.isoformat(),
+                "peak_day": forecast.peak_day.isoformat(),
+            }
         for name, value in parameters.items():
             if value not in (None, ""):
                 _pair(info, "parameter", name, str(value))

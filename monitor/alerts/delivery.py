@@ -12,6 +12,10 @@ Who hears what: a subscription matches an alert of its site (or of every site wh
 above its minimum level. The end of an episode goes only to subscriptions that were told of the episode.
 A subscription created while an alert is open hears of it at its next change.
 
+Payloads are the alert as the API shows it (AlertPublic), forecast fields included: a forecast alert says
+when it was issued, its lead time and its expected period. A newer forecast issue that does not worsen a
+forecast alert changes no sequence, so it sends nothing.
+
 E-mail addresses are personal data: they live in `subscriptions.target` only (never in outbox rows or
 errors); `delete_subscription` and `unsubscribe_by_token` remove them with everything sent to them.
 """
@@ -36,6 +40,7 @@ from indicators import LEVEL_CODES, LEVELS, UnknownIndicatorError, level_name
 from monitor.alerts import email as mail
 from monitor.alerts import i18n, webhook
 from monitor.alerts.cap import utc
+from monitor.alerts.episodes import forecast_facts
 from monitor.settings import Settings
 from monitor.store.delivery_tables import AlertDeliveryMarkRow, AlertDeliveryRow, SubscriptionOptionsRow
 from monitor.store.repository import Store, new_id, utcnow
@@ -325,7 +330,7 @@ def enqueue(
                 if snapshot is None:
                     snapshot = webhook.alert_snapshot(
                         alert, sites.get(alert.site_id, (None, None))[0], _title(alert.indicator_id)
-                    )
+                    ) | forecast_fields(alert)
                 due = now
                 if digest and sub.channel == "email":
                     zone = i18n.site_zone(sites.get(sub.site_id, (None, None))[1] if sub.site_id else None)
@@ -366,6 +371,19 @@ def enqueue(
         session.execute(stmt)
     log.debug("queued %d message(s) for %d alert change(s)", written, len(alert_ids))
     return written
+
+
+def forecast_fields(alert: AlertRow) -> dict:
+    """The forecast fields of the API's AlertPublic (issued, lead_time_days, expected), JSON-safe; all None
+    for alerts that are not forecasts."""
+    facts = forecast_facts(alert)
+    if facts is None:
+        return {"issued": None, "lead_time_days": None, "expected": None}
+    return {
+        "issued": facts.issued.isoformat(),
+        "lead_time_days": facts.lead_time_days,
+        "expected": {"start": facts.expected_start.isoformat(), "end": facts.expected_end.isoformat()},
+    }
 
 
 def _title(indicator_id: str) -> str | None:

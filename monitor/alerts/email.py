@@ -49,6 +49,8 @@ def _view(snapshot: Mapping) -> SimpleNamespace:
         product_version=snapshot["provenance"].get("product_version", ""),
         source=snapshot["provenance"].get("source", ""),
         attribution=snapshot["attribution"],
+        kind=snapshot.get("kind", "observed"),
+        provenance=snapshot.get("provenance") or {},
         synthetic=bool(snapshot["synthetic"]),
         false_alarm=bool(ack.get("false_alarm")),
     )

@@ -1,17 +1,26 @@
 """Alert episodes: one alert per ongoing condition at (site, indicator, kind), from onset to resolution.
 
-A period at or above the alert level opens an episode (or raises its level: escalation); the episode
-resolves by itself only after `resolve_after` consecutive periods below the alert level (hysteresis:
-one quiet period inside a spell does not close it). Periods without data neither count nor reset.
+Observed episodes (`evaluate`): a period at or above the alert level opens an episode (or raises its
+level: escalation); the episode resolves by itself only after `resolve_after` consecutive periods below
+the alert level (hysteresis: one quiet period inside a spell does not close it). Periods without data
+neither count nor reset.
+
+Forecast episodes (`evaluate_forecast`): while the newest forecast issue shows a valid day at or above the
+alert level, one forecast alert per (site, indicator) says when (onset, lead time from the issue day), how
+bad (the peak) and for how long (the expected period). A newer issue updates it; only a peak worse than
+any notified before notifies again (escalation), so forecasts wavering from issue to issue do not flap.
+It resolves when a newer issue no longer shows the exceedance, or when its onset has passed into observed
+data (`expire_forecasts`): observed episodes take over from there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from indicators import LEVEL_CODES, IndicatorSpec, Thresholds, level_name
@@ -303,6 +312,283 @@ def resolve_by_hand(
     if alert.status == "resolved":
         raise AlertStateError(f"alert {alert.id} is already resolved")
     _resolve(session, alert, alert.last_period, now or utcnow(), actor=actor, note=note or "resolved by hand")
+
+
+# --- forecast episodes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForecastFacts:
+    """What a forecast alert adds to an alert: the issue it comes from and when the condition is expected."""
+
+    issued: datetime
+    lead_time_days: int  # whole days from the issue day to the onset
+    expected_start: date  # onset: first valid day at or above the alert level
+    expected_end: date  # last valid day at or above the alert level
+    peak_day: date
+
+
+def forecast_facts(alert) -> ForecastFacts | None:
+    """The forecast facts of a forecast alert (from its provenance); None for other kinds."""
+    if getattr(alert, "kind", None) != "forecast":
+        return None
+    p = getattr(alert, "provenance", None) or {}
+    try:
+        issued = datetime.fromisoformat(p["issued"])
+        expected = p["expected"]
+        return ForecastFacts(
+            issued if issued.tzinfo else issued.replace(tzinfo=UTC),
+            int(p["lead_time_days"]),
+            date.fromisoformat(expected["start"]),
+            date.fromisoformat(expected["end"]),
+            date.fromisoformat(p["peak_day"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _issue_text(issued: datetime) -> str:
+    return issued.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def expire_forecasts(
+    session: Session,
+    indicator_ids: Iterable[str],
+    observed_until: date,
+    now: datetime | None = None,
+) -> int:
+    """Resolve the forecast alerts of these indicators whose onset has passed into observed data (onset on or
+    before `observed_until`): observed episodes take over. Returns how many were resolved."""
+    ids = list(indicator_ids)
+    if not ids:
+        return 0
+    now = now or utcnow()
+    due = session.scalars(
+        select(AlertRow).where(
+            AlertRow.indicator_id.in_(ids),
+            AlertRow.kind == "forecast",
+            AlertRow.status.in_(ACTIVE),
+            AlertRow.onset <= observed_until,
+        )
+    )
+    n = 0
+    for alert in due:
+        _resolve(
+            session,
+            alert,
+            observed_until,
+            now,
+            note=f"onset {alert.onset.isoformat()} reached by observed data (through "
+            f"{observed_until.isoformat()}): observed alerts take over",
+        )
+        n += 1
+    return n
+
+
+def evaluate_forecast(
+    session: Session,
+    spec: IndicatorSpec,
+    records: pd.DataFrame,
+    sites: SiteSet,
+    rule: AlertRule,
+    attribution: str,
+    issued: datetime,
+    observed_until: date,
+    baseline: Mapping[str, int] | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Advance the forecast episodes of one indicator with a new forecast issue; returns alerts opened or
+    escalated.
+
+    `records` are forecast values (site_id, valid_day, period_start, value, level, material, source,
+    product, product_version, indicator_version, synthetic; optionally coverage). A site's forecast exceeds
+    on a valid day after `observed_until` whose level is at or above `rule.min_level` and above the site's
+    `baseline` level (what a count of days already reached in observed data: only a crossing still to come
+    is a forecast). Sites whose records are all without data are left as they are. While an observed
+    episode of the indicator is active at a site it covers the condition: no forecast episode is opened
+    there, and an open one closes. Evaluating the same issue again changes nothing.
+    """
+    if records.empty:
+        return 0
+    now = now or utcnow()
+    min_code = LEVEL_CODES[rule.min_level]
+    baseline = baseline or {}
+    recs = records[(records["valid_day"] > observed_until) & (records["level"] >= 0)]
+    recs = recs.sort_values(["site_id", "valid_day"])
+    site_ids = sorted(recs["site_id"].unique())
+    if not site_ids:
+        return 0
+    active: dict[tuple[str, str], AlertRow] = {
+        (a.site_id, a.kind): a
+        for a in session.scalars(
+            select(AlertRow).where(
+                AlertRow.site_id.in_(site_ids),
+                AlertRow.indicator_id == spec.id,
+                AlertRow.kind.in_((rule.kind, "observed")),
+                AlertRow.status.in_(ACTIVE),
+            )
+        )
+    }
+    raised = 0
+    for site_id, group in recs.groupby("site_id", sort=True):
+        alert = active.get((site_id, rule.kind))
+        if (site_id, "observed") in active:
+            if alert is not None:
+                _resolve(session, alert, observed_until, now, note="an observed alert covers the condition")
+            continue
+        above = group[(group["level"] >= min_code) & (group["level"] > baseline.get(site_id, -1))]
+        if above.empty:
+            if alert is not None:
+                _resolve(
+                    session,
+                    alert,
+                    observed_until,
+                    now,
+                    note=f"the forecast issued {_issue_text(issued)} no longer shows {rule.min_level} "
+                    "or above",
+                )
+            continue
+        peak = _peak(spec, above)
+        overrides = sites[site_id].thresholds.get(spec.id) if site_id in sites else None
+        onset, end = above["valid_day"].iloc[0], above["valid_day"].iloc[-1]
+        last_period = above["period_start"].iloc[-1]
+        facts = {
+            "issued": issued.astimezone(UTC).isoformat(timespec="seconds"),
+            "lead_time_days": (onset - issued.astimezone(UTC).date()).days,
+            "expected": {"start": onset.isoformat(), "end": end.isoformat()},
+            "peak_day": peak.valid_day.isoformat(),
+            "observed_until": observed_until.isoformat(),
+        }
+        if alert is None:
+            rows = (peak, onset, last_period, facts)
+            active[(site_id, rule.kind)] = _open_forecast(
+                session, spec, rule, overrides, attribution, rows, now
+            )
+            raised += 1
+        else:
+            raised += _update_forecast(
+                session, spec, alert, overrides, attribution, peak, onset, last_period, facts, now
+            )
+    return raised
+
+
+def _peak(spec: IndicatorSpec, rows: pd.DataFrame):
+    """The worst valid day: highest level, then most extreme value, then earliest."""
+    best = None
+    for row in rows.itertuples(index=False):
+        worse = best is None or int(row.level) > int(best.level)
+        if worse or (int(row.level) == int(best.level) and _more_extreme(spec, row.value, best.value)):
+            best = row
+    return best
+
+
+def _forecast_provenance(peak, facts: dict) -> dict:
+    return {
+        "source": peak.source,
+        "product": peak.product,
+        "product_version": peak.product_version,
+        "indicator_version": peak.indicator_version,
+        "synthetic": bool(peak.synthetic),
+        **facts,
+    }
+
+
+def _forecast_note(spec: IndicatorSpec, level: int, value, facts: dict) -> str:
+    shown = "–" if _num(value) is None else f"{_num(value):g} {spec.units}".strip()
+    return (
+        f"forecast issued {facts['issued']}: {level_name(level)} expected {facts['expected']['start']} to "
+        f"{facts['expected']['end']} (lead {facts['lead_time_days']} d), peak {shown} on {facts['peak_day']}"
+    )
+
+
+def _open_forecast(session, spec, rule, overrides, attribution, rows, now) -> AlertRow:
+    peak, onset, last_period, facts = rows
+    level = int(peak.level)
+    alert = AlertRow(
+        id=new_id("alr"),
+        site_id=peak.site_id,
+        indicator_id=spec.id,
+        kind=rule.kind,
+        status="open",
+        level=level,
+        value=_num(peak.value),
+        units=spec.units,
+        threshold=threshold_of(spec, level, peak.material, overrides),
+        threshold_level=rule.min_level,
+        material=peak.material,
+        onset=onset,
+        period_start=peak.period_start,
+        last_period=last_period,
+        freq=spec.freq,
+        periods_below=0,
+        coverage=_num(getattr(peak, "coverage", None)),
+        source=peak.source,
+        product=peak.product,
+        product_version=peak.product_version,
+        synthetic=bool(peak.synthetic),
+        attribution=attribution,
+        provenance=_forecast_provenance(peak, facts),
+        sequence=1,
+        opened_at=now,
+        updated_at=now,
+    )
+    session.add(alert)
+    session.add(
+        AlertEventRow(
+            alert_id=alert.id,
+            at=now,
+            event="opened",
+            level=level,
+            value=alert.value,
+            period_start=peak.period_start,
+            actor="system",
+            note=_forecast_note(spec, level, peak.value, facts),
+        )
+    )
+    return alert
+
+
+def _update_forecast(
+    session, spec, alert: AlertRow, overrides, attribution, peak, onset, last_period, facts, now
+) -> int:
+    """A newer issue for an open forecast alert: new onset, period and peak; escalation (notified) only when
+    the peak is worse than every level notified so far. Returns 1 when escalated."""
+    level = int(peak.level)
+    provenance = _forecast_provenance(peak, facts)
+    before = (alert.onset, alert.level, alert.value, alert.last_period, dict(alert.provenance or {}))
+    if before == (onset, level, _num(peak.value), last_period, provenance):
+        return 0
+    notified = session.scalar(
+        select(func.max(AlertEventRow.level)).where(
+            AlertEventRow.alert_id == alert.id, AlertEventRow.event.in_(("opened", "escalated"))
+        )
+    )
+    condition_changed = before[:4] != (onset, level, _num(peak.value), last_period)
+    alert.onset, alert.level, alert.value = onset, level, _num(peak.value)
+    alert.period_start, alert.last_period, alert.material = peak.period_start, last_period, peak.material
+    alert.threshold = threshold_of(spec, level, peak.material, overrides)
+    alert.coverage = _num(getattr(peak, "coverage", None))
+    alert.product, alert.product_version = peak.product, peak.product_version
+    alert.attribution, alert.provenance, alert.updated_at = attribution, provenance, now
+    escalated = notified is None or level > notified
+    if escalated:
+        alert.sequence += 1
+        if alert.status == "acknowledged":
+            alert.status = "open"  # worse than what was acknowledged: it needs attention again
+    if escalated or condition_changed:
+        session.add(
+            AlertEventRow(
+                alert_id=alert.id,
+                at=now,
+                event="escalated" if escalated else "updated",
+                level=level,
+                value=alert.value,
+                period_start=peak.period_start,
+                actor="system",
+                note=_forecast_note(spec, level, peak.value, facts),
+            )
+        )
+    return int(escalated)
 
 
 class AlertStateError(ValueError):

@@ -103,6 +103,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "event_opened": "new",
         "event_escalated": "escalated",
         "event_resolved": "ended",
+        "forecast_opened": "Forecast alert ({level}): {title} – {site}, expected from {onset}",
+        "forecast_escalated": "Forecast alert raised ({level}): {title} – {site}, expected from {onset}",
+        "forecast_resolved": "Forecast alert ended: {title} – {site}",
+        "peak": "Forecast peak",
+        "expected": "Expected",
+        "lead_time": "Lead time",
+        "days": "days",
+        "issued": "Forecast issued",
+        "instruction_forecast": "Prepare before the expected onset: check drainage, protective covers and "
+        "the site's emergency plan.",
+        "instruction_forecast_resolved": "The forecast no longer shows this condition, or observed data "
+        "now follow it; no further action is needed for this forecast alert.",
     },
     "el": {
         "opened": "Νέα ειδοποίηση ({level}): {title} – {site}",
@@ -129,6 +141,19 @@ TEXTS: dict[str, dict[str, str]] = {
         "event_opened": "νέα",
         "event_escalated": "κλιμάκωση",
         "event_resolved": "λήξη",
+        "forecast_opened": "Ειδοποίηση πρόγνωσης ({level}): {title} – {site}, αναμένεται από {onset}",
+        "forecast_escalated": "Κλιμάκωση ειδοποίησης πρόγνωσης ({level}): {title} – {site}, αναμένεται από "
+        "{onset}",
+        "forecast_resolved": "Λήξη ειδοποίησης πρόγνωσης: {title} – {site}",
+        "peak": "Μέγιστο πρόγνωσης",
+        "expected": "Αναμένεται",
+        "lead_time": "Χρόνος προειδοποίησης",
+        "days": "ημέρες",
+        "issued": "Έκδοση πρόγνωσης",
+        "instruction_forecast": "Προετοιμαστείτε πριν από την αναμενόμενη έναρξη: ελέγξτε την "
+        "αποστράγγιση, τα προστατευτικά καλύμματα και το σχέδιο έκτακτης ανάγκης του μνημείου.",
+        "instruction_forecast_resolved": "Η πρόγνωση δεν δείχνει πλέον αυτή την κατάσταση ή την "
+        "παρακολουθούν πλέον παρατηρήσεις· δεν απαιτείται άλλη ενέργεια για αυτή την ειδοποίηση πρόγνωσης.",
     },
     "it": {
         "opened": "Nuova allerta ({level}): {title} – {site}",
@@ -155,6 +180,19 @@ TEXTS: dict[str, dict[str, str]] = {
         "event_opened": "nuova",
         "event_escalated": "aggravata",
         "event_resolved": "terminata",
+        "forecast_opened": "Allerta di previsione ({level}): {title} – {site}, attesa dal {onset}",
+        "forecast_escalated": "Allerta di previsione aggravata ({level}): {title} – {site}, attesa dal "
+        "{onset}",
+        "forecast_resolved": "Allerta di previsione terminata: {title} – {site}",
+        "peak": "Picco previsto",
+        "expected": "Previsto",
+        "lead_time": "Anticipo",
+        "days": "giorni",
+        "issued": "Previsione emessa",
+        "instruction_forecast": "Prepararsi prima dell'inizio previsto: controllare drenaggi, coperture "
+        "protettive e il piano di emergenza del sito.",
+        "instruction_forecast_resolved": "La previsione non mostra più questa condizione, oppure ora la "
+        "seguono i dati osservati; per questa allerta di previsione non servono altre azioni.",
     },
     "es": {
         "opened": "Nueva alerta ({level}): {title} – {site}",
@@ -182,6 +220,19 @@ TEXTS: dict[str, dict[str, str]] = {
         "event_opened": "nueva",
         "event_escalated": "agravada",
         "event_resolved": "finalizada",
+        "forecast_opened": "Alerta de previsión ({level}): {title} – {site}, prevista desde {onset}",
+        "forecast_escalated": "Alerta de previsión agravada ({level}): {title} – {site}, prevista desde "
+        "{onset}",
+        "forecast_resolved": "Alerta de previsión finalizada: {title} – {site}",
+        "peak": "Pico previsto",
+        "expected": "Previsto",
+        "lead_time": "Antelación",
+        "days": "días",
+        "issued": "Previsión emitida",
+        "instruction_forecast": "Prepárese antes del inicio previsto: revise el drenaje, las protecciones "
+        "y el plan de emergencia del sitio.",
+        "instruction_forecast_resolved": "La previsión ya no muestra esta situación, o ya la siguen los "
+        "datos observados; esta alerta de previsión no requiere más acciones.",
     },
     "fr": {
         "opened": "Nouvelle alerte ({level}) : {title} – {site}",
@@ -209,6 +260,19 @@ TEXTS: dict[str, dict[str, str]] = {
         "event_opened": "nouvelle",
         "event_escalated": "aggravée",
         "event_resolved": "terminée",
+        "forecast_opened": "Alerte de prévision ({level}) : {title} – {site}, attendue à partir du {onset}",
+        "forecast_escalated": "Alerte de prévision aggravée ({level}) : {title} – {site}, attendue à "
+        "partir du {onset}",
+        "forecast_resolved": "Fin d'alerte de prévision : {title} – {site}",
+        "peak": "Pic prévu",
+        "expected": "Prévu",
+        "lead_time": "Échéance",
+        "days": "jours",
+        "issued": "Prévision émise",
+        "instruction_forecast": "Préparez-vous avant le début prévu : vérifiez le drainage, les "
+        "protections et le plan d'urgence du site.",
+        "instruction_forecast_resolved": "La prévision ne montre plus cette situation, ou les données "
+        "observées la suivent désormais ; cette alerte de prévision ne demande plus aucune action.",
     },
     "pl": {
         "opened": "Nowy alert ({level}): {title} – {site}",
@@ -236,6 +300,19 @@ TEXTS: dict[str, dict[str, str]] = {
         "event_opened": "nowy",
         "event_escalated": "podwyższony",
         "event_resolved": "zakończony",
+        "forecast_opened": "Alert prognostyczny ({level}): {title} – {site}, spodziewany od {onset}",
+        "forecast_escalated": "Alert prognostyczny podwyższony ({level}): {title} – {site}, spodziewany od "
+        "{onset}",
+        "forecast_resolved": "Alert prognostyczny zakończony: {title} – {site}",
+        "peak": "Prognozowane maksimum",
+        "expected": "Spodziewany",
+        "lead_time": "Wyprzedzenie",
+        "days": "dni",
+        "issued": "Prognoza wydana",
+        "instruction_forecast": "Przygotuj się przed spodziewanym początkiem: sprawdź odwodnienie, osłony "
+        "ochronne i plan awaryjny obiektu.",
+        "instruction_forecast_resolved": "Prognoza nie pokazuje już tego zagrożenia lub śledzą je już dane "
+        "obserwacyjne; ten alert prognostyczny nie wymaga dalszych działań.",
     },
     "de": {
         "opened": "Neue Warnung ({level}): {title} – {site}",
@@ -264,6 +341,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "event_opened": "neu",
         "event_escalated": "verschärft",
         "event_resolved": "beendet",
+        "forecast_opened": "Vorhersagewarnung ({level}): {title} – {site}, erwartet ab {onset}",
+        "forecast_escalated": "Vorhersagewarnung verschärft ({level}): {title} – {site}, erwartet ab {onset}",
+        "forecast_resolved": "Vorhersagewarnung beendet: {title} – {site}",
+        "peak": "Vorhergesagter Höchstwert",
+        "expected": "Erwartet",
+        "lead_time": "Vorlaufzeit",
+        "days": "Tage",
+        "issued": "Vorhersage ausgegeben",
+        "instruction_forecast": "Bereiten Sie sich vor dem erwarteten Beginn vor: Entwässerung, "
+        "Schutzabdeckungen und den Notfallplan der Stätte prüfen.",
+        "instruction_forecast_resolved": "Die Vorhersage zeigt diese Lage nicht mehr, oder "
+        "Beobachtungsdaten verfolgen sie nun; diese Vorhersagewarnung erfordert keine weiteren Maßnahmen.",
     },
     "hr": {
         "opened": "Novo upozorenje ({level}): {title} – {site}",
@@ -291,6 +380,19 @@ TEXTS: dict[str, dict[str, str]] = {
         "event_opened": "novo",
         "event_escalated": "pojačano",
         "event_resolved": "završeno",
+        "forecast_opened": "Prognostičko upozorenje ({level}): {title} – {site}, očekuje se od {onset}",
+        "forecast_escalated": "Prognostičko upozorenje pojačano ({level}): {title} – {site}, očekuje se od "
+        "{onset}",
+        "forecast_resolved": "Prognostičko upozorenje završeno: {title} – {site}",
+        "peak": "Prognozirani vrhunac",
+        "expected": "Očekuje se",
+        "lead_time": "Vrijeme najave",
+        "days": "dana",
+        "issued": "Prognoza izdana",
+        "instruction_forecast": "Pripremite se prije očekivanog početka: provjerite odvodnju, zaštitne "
+        "pokrove i plan za izvanredne situacije lokaliteta.",
+        "instruction_forecast_resolved": "Prognoza više ne pokazuje ovo stanje ili ga sada prate opažanja; "
+        "za ovo prognostičko upozorenje nisu potrebne daljnje radnje.",
     },
     "nb": {
         "opened": "Nytt varsel ({level}): {title} – {site}",
@@ -316,6 +418,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "event_opened": "nytt",
         "event_escalated": "forsterket",
         "event_resolved": "avsluttet",
+        "forecast_opened": "Prognosevarsel ({level}): {title} – {site}, ventet fra {onset}",
+        "forecast_escalated": "Prognosevarsel forsterket ({level}): {title} – {site}, ventet fra {onset}",
+        "forecast_resolved": "Prognosevarsel avsluttet: {title} – {site}",
+        "peak": "Prognostisert toppverdi",
+        "expected": "Ventet",
+        "lead_time": "Varslingstid",
+        "days": "dager",
+        "issued": "Prognose utstedt",
+        "instruction_forecast": "Forbered dere før ventet start: sjekk drenering, beskyttende dekker og "
+        "stedets beredskapsplan.",
+        "instruction_forecast_resolved": "Prognosen viser ikke lenger denne situasjonen, eller "
+        "observasjoner følger den nå; dette prognosevarselet krever ingen flere tiltak.",
     },
 }
 

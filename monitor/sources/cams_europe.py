@@ -14,6 +14,11 @@ Local mode reads the user's ADS downloads (ZIPs or NetCDF, one file per species 
 (time, level, latitude, longitude), the first (surface) level is used; concentrations in µg m-3 (kg m-3 is
 converted). Forecast files keep their lead time: for each hour the shortest lead is used (`normalise`).
 
+Forecasts (`fetch_forecast`, remote mode) come from ``cams-europe-air-quality-forecasts`` (``type:
+forecast``, ensemble median, surface, base time 00:00 of the issue day, ``leadtime_hour`` 0 … 96), one
+request per group of nearby sites: four valid days from the issue day on (the 97th hour alone cannot make
+a day), averaged per UTC day with the same 18-hour rule. They are never stored as observed variables.
+
 Each hourly field is reduced to the sites (area-weighted mean over the polygon+buffer, `monitor.extract`),
 then averaged per UTC day; a day needs at least 18 of its 24 hours (the 75 % data-capture rule of Directive
 2008/50/EC for daily values), else NaN. ``product_version`` is the reanalysis type (from the request, or
@@ -23,7 +28,7 @@ from the file name: ``vra`` validated, ``ira`` interim, as in ``cams.eaq.vra.ENS
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +37,7 @@ import xarray as xr
 
 from monitor.settings import Settings
 from monitor.sources import SOURCES, DemoSource
-from monitor.sources.base import Source, SourceNotAvailableError, SourceRequestError
+from monitor.sources.base import Source, SourceNotAvailableError, SourceRequestError, as_forecast
 from monitor.sources.cds_common import (
     ADS,
     CdsRetriever,
@@ -62,6 +67,7 @@ DATASET = "cams-europe-air-quality-reanalyses"
 FORECAST_DATASET = "cams-europe-air-quality-forecasts"
 GRID_DEGREES = 0.1
 MIN_HOURS = 18
+FORECAST_HOURS = 96
 
 #: our name -> (ADS request name, names found in files)
 SPECIES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -178,6 +184,30 @@ class CamsEuropeSource:
                 out.append((DATASET, request, tile.sites))
         return out
 
+    def forecast_requests(self, sites: SiteSet, issued: date) -> list[tuple[str, dict[str, Any], np.ndarray]]:
+        """(dataset, request, sites it serves) of the forecast issued at 00 UTC on `issued`, lead times
+        0 … `FORECAST_HOURS` h, per group of nearby sites."""
+        variables = sorted(v for v, _ in SPECIES.values())
+        day = issued.isoformat()
+        return [
+            (
+                FORECAST_DATASET,
+                {
+                    "variable": variables,
+                    "model": ["ensemble"],
+                    "level": ["0"],
+                    "date": [f"{day}/{day}"],
+                    "type": ["forecast"],
+                    "time": ["00:00"],
+                    "leadtime_hour": [str(h) for h in range(FORECAST_HOURS + 1)],
+                    "area": tile.area,
+                    "data_format": "netcdf_zip",
+                },
+                tile.sites,
+            )
+            for tile in tiles(sites.geometries(buffered=True), GRID_DEGREES, decimals=1)
+        ]
+
     def _retrieve(self, dataset: str, request: dict[str, Any], deadline: Deadline) -> Raw:
         assert self.retriever is not None
         try:
@@ -223,23 +253,38 @@ class CamsEuropeSource:
     # .. fetch ..........................................................................................
 
     def fetch(self, sites: SiteSet, start: date, end: date) -> xr.Dataset:
-        geoms = sites.geometries(buffered=True)
-        owner: dict[str, np.ndarray] = {}
         if self.mode == "local":
             files = local_files(self.settings, SOURCE_ID)
-            sent: list[dict[str, Any]] = []
-            retrieved = newest_mtime(files)
-        else:
-            deadline = Deadline(self.settings.cds_time_budget_seconds)
-            raws = []
-            for dataset, request, members in self.requests(sites, start, end):
-                raw = self._retrieve(dataset, request, deadline)
-                self._versions[str(raw.path)] = raw.request.get("type", [""])[0]
-                owner[str(raw.path)] = members
-                raws.append(raw)
-            files = [r.path for r in raws]
-            sent = [{"dataset": r.dataset, "request": r.request} for r in raws]
-            retrieved = max(r.retrieved_at for r in raws) if raws else now_iso()
+            return self._cube(sites, start, end, files, [], newest_mtime(files), {})
+        return self._remote(sites, start, end, self.requests(sites, start, end))
+
+    def fetch_forecast(self, sites: SiteSet, issued: datetime) -> xr.Dataset:
+        """The forecast issued at `issued` (00 UTC) as daily means of its four valid days from the issue day
+        on, with `lead_days` and `issued` (remote mode only)."""
+        if self.mode != "remote":
+            raise SourceNotAvailableError(f"{SOURCE_ID}: forecasts are fetched in remote mode only")
+        day = issued.date()
+        last = day + timedelta(days=FORECAST_HOURS // 24 - 1)
+        cube = self._remote(sites, day, last, self.forecast_requests(sites, day))
+        return as_forecast(cube, issued, FORECAST_DATASET)
+
+    def _remote(self, sites: SiteSet, start: date, end: date, requests) -> xr.Dataset:
+        deadline = Deadline(self.settings.cds_time_budget_seconds)
+        owner: dict[str, np.ndarray] = {}
+        raws = []
+        for dataset, request, members in requests:
+            raw = self._retrieve(dataset, request, deadline)
+            self._versions[str(raw.path)] = raw.request.get("type", [""])[0]
+            owner[str(raw.path)] = members
+            raws.append(raw)
+        files = [r.path for r in raws]
+        sent = [{"dataset": r.dataset, "request": r.request} for r in raws]
+        retrieved = max(r.retrieved_at for r in raws) if raws else now_iso()
+        return self._cube(sites, start, end, files, sent, retrieved, owner)
+
+    def _cube(self, sites, start, end, files, sent, retrieved, owner) -> xr.Dataset:
+        """The daily site cube of the files over [start, end]."""
+        geoms = sites.geometries(buffered=True)
         periods = chunks(start, end)
         ranges = time_ranges(files) if len(periods) > 1 else None
         daily_parts, series_parts = [], []

@@ -17,6 +17,10 @@ ensemble mean. GEFF-ERA5 ensemble files of a single cell carry no grid spacing; 
 
 The daily index is reduced to each site as the area-weighted mean of the cells under its polygon+buffer
 (`monitor.extract`); a value stamped at any hour of a UTC day belongs to that day.
+
+Forecasts: EFFIS publishes fire-danger forecasts, but the request schema of a fire-danger forecast dataset
+on the EWDS could not be confirmed, so this client asks none. Fire-danger forecast alerts come from the
+demo's synthetic forecasts only; with real data, fire alerts are observed alerts.
 """
 
 from __future__ import annotations

@@ -6,9 +6,12 @@ one for recent months), NetCDF, one request per calendar month and group of near
 buffered bounds grown by the search radius and padded by one 0.05° cell. The request schema of this dataset
 has changed over time (``hyear/hmonth/hday`` vs ``year/month/day``, the variable's name): the request is
 adapted to the live schema read from ``GET …/retrieve/v1/processes/cems-glofas-historical`` before it is
-sent (the cache key is the request as we build it). With `HM_GLOFAS_PRODUCT=forecast`,
-``cems-glofas-forecast`` is asked for the control forecast issued on the first requested day, lead times
-24 h … up to 30 days.
+sent (the cache key is the request as we build it).
+
+Forecasts (`fetch_forecast`) come from ``cems-glofas-forecast``: the control forecast issued at 00 UTC of
+one day, lead times 24 h … 720 h, NetCDF, per group of nearby sites. The value of lead 24 h is the mean
+of the issue day, so the forecast covers 30 valid days from the issue day on (lead 0 … 29 days). They are
+reduced to the same river pixels as the observed data and never stored as observed variables.
 
 Local mode reads the user's downloads (NetCDF or GRIB, ``dis24``) from `HM_GLOFAS_PATH`.
 
@@ -35,7 +38,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +50,7 @@ from shapely.geometry.base import BaseGeometry
 from monitor.extract import Grid
 from monitor.settings import Settings
 from monitor.sources import SOURCES, DemoSource
-from monitor.sources.base import Source, SourceNotAvailableError, SourceRequestError
+from monitor.sources.base import Source, SourceNotAvailableError, SourceRequestError, as_forecast
 from monitor.sources.cds_common import (
     EWDS,
     CdsRetriever,
@@ -166,23 +169,6 @@ class GlofasSource:
         each site's search radius."""
         out = []
         for tile in tiles(self._search_areas(sites), GRID_DEGREES):
-            if self.settings.glofas_product == "forecast":
-                days = min((end - start).days + 1, MAX_FORECAST_DAYS)
-                request = {
-                    "system_version": ["operational"],
-                    "hydrological_model": ["lisflood"],
-                    "product_type": ["control_forecast"],
-                    "variable": VARIABLE,
-                    "year": [f"{start.year:04d}"],
-                    "month": [f"{start.month:02d}"],
-                    "day": [f"{start.day:02d}"],
-                    "leadtime_hour": [str(24 * k) for k in range(1, days + 1)],
-                    "area": tile.area,
-                    "data_format": "netcdf",
-                    "download_format": "unarchived",
-                }
-                out.append((FORECAST_DATASET, request, tile.sites))
-                continue
             # the value of day D is stamped D+1 00 UTC: ask one day more
             for year, month, days in month_spans(start, end + timedelta(days=1)):
                 request = {
@@ -199,6 +185,32 @@ class GlofasSource:
                 }
                 out.append((DATASET, request, tile.sites))
         return out
+
+    def forecast_requests(
+        self, sites: SiteSet, issued: date, days: int = MAX_FORECAST_DAYS
+    ) -> list[tuple[str, dict[str, Any], np.ndarray]]:
+        """(dataset, request, sites it serves) of the control forecast issued at 00 UTC on `issued`, per group
+        of nearby sites: lead times 24 h … 24·`days` h."""
+        return [
+            (
+                FORECAST_DATASET,
+                {
+                    "system_version": ["operational"],
+                    "hydrological_model": ["lisflood"],
+                    "product_type": ["control_forecast"],
+                    "variable": VARIABLE,
+                    "year": [f"{issued.year:04d}"],
+                    "month": [f"{issued.month:02d}"],
+                    "day": [f"{issued.day:02d}"],
+                    "leadtime_hour": [str(24 * k) for k in range(1, min(days, MAX_FORECAST_DAYS) + 1)],
+                    "area": tile.area,
+                    "data_format": "netcdf",
+                    "download_format": "unarchived",
+                },
+                tile.sites,
+            )
+            for tile in tiles(self._search_areas(sites), GRID_DEGREES)
+        ]
 
     def _retrieve(self, dataset: str, request: dict[str, Any], deadline: Deadline) -> Raw:
         assert self.retriever is not None
@@ -382,30 +394,46 @@ class GlofasSource:
     # .. fetch ..........................................................................................
 
     def fetch(self, sites: SiteSet, start: date, end: date) -> xr.Dataset:
-        geoms = sites.geometries(buffered=True)
-        search = self._search_areas(sites)
         self._pixels = {}
-        owner: dict[str, np.ndarray] = {}
         if self.mode == "local":
             files = local_files(self.settings, SOURCE_ID)
-            sent: list[dict[str, Any]] = []
-            retrieved = newest_mtime(files)
-        else:
-            deadline = Deadline(self.settings.cds_time_budget_seconds)
-            raws = []
-            for dataset, request, members in self.requests(sites, start, end):
-                raw = self._retrieve(dataset, request, deadline)
-                owner[str(raw.path)] = members
-                raws.append(raw)
-            for raw in raws:
-                label = raw.request.get("system_version", [""])
-                kind = raw.request.get("product_type", [""])
-                self._versions[str(raw.path)] = " ".join(
-                    str(x[0] if isinstance(x, list) else x) for x in (label, kind) if x
-                )
-            files = [r.path for r in raws]
-            sent = [{"dataset": r.dataset, "request": r.request} for r in raws]
-            retrieved = max(r.retrieved_at for r in raws) if raws else now_iso()
+            return self._cube(sites, start, end, files, [], newest_mtime(files), {}, DATASET)
+        return self._remote(sites, start, end, self.requests(sites, start, end), DATASET)
+
+    def fetch_forecast(self, sites: SiteSet, issued: datetime) -> xr.Dataset:
+        """The control forecast issued at `issued` (00 UTC) as daily discharge over its 30 valid days from
+        the issue day on, with `lead_days` and `issued` (remote mode only)."""
+        if self.mode != "remote":
+            raise SourceNotAvailableError(f"{SOURCE_ID}: forecasts are fetched in remote mode only")
+        self._pixels = {}
+        day = issued.date()
+        last = day + timedelta(days=MAX_FORECAST_DAYS - 1)
+        cube = self._remote(sites, day, last, self.forecast_requests(sites, day), FORECAST_DATASET)
+        return as_forecast(cube, issued, FORECAST_DATASET)
+
+    def _remote(self, sites: SiteSet, start: date, end: date, requests, product: str) -> xr.Dataset:
+        deadline = Deadline(self.settings.cds_time_budget_seconds)
+        owner: dict[str, np.ndarray] = {}
+        raws = []
+        for dataset, request, members in requests:
+            raw = self._retrieve(dataset, request, deadline)
+            owner[str(raw.path)] = members
+            raws.append(raw)
+        for raw in raws:
+            label = raw.request.get("system_version", [""])
+            kind = raw.request.get("product_type", [""])
+            self._versions[str(raw.path)] = " ".join(
+                str(x[0] if isinstance(x, list) else x) for x in (label, kind) if x
+            )
+        files = [r.path for r in raws]
+        sent = [{"dataset": r.dataset, "request": r.request} for r in raws]
+        retrieved = max(r.retrieved_at for r in raws) if raws else now_iso()
+        return self._cube(sites, start, end, files, sent, retrieved, owner, product)
+
+    def _cube(self, sites, start, end, files, sent, retrieved, owner, product: str) -> xr.Dataset:
+        """The site cube of the files over [start, end], with river pixels and return-period thresholds."""
+        geoms = sites.geometries(buffered=True)
+        search = self._search_areas(sites)
         series = reduce_files(
             files,
             sites,
@@ -423,11 +451,7 @@ class GlofasSource:
             daily = daily.assign_coords(
                 product_version=("time", daily_labels(series.data["product_version"], start, end))
             )
-        dataset = (
-            sent[0]["dataset"]
-            if sent
-            else (FORECAST_DATASET if self.settings.glofas_product == "forecast" else DATASET)
-        )
+        dataset = sent[0]["dataset"] if sent else product
         cube = finish_cube(
             daily,
             sites,
@@ -471,5 +495,4 @@ def build(settings: Settings, mode: str) -> Source:
 
 def check(settings: Settings) -> dict[str, Any]:
     """Whether the configured mode can work: local path readable, or EWDS reachable with licence accepted."""
-    dataset = FORECAST_DATASET if settings.glofas_product == "forecast" else DATASET
-    return check_source(settings, SOURCE_ID, EWDS, dataset)
+    return check_source(settings, SOURCE_ID, EWDS, DATASET)

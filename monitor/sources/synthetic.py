@@ -13,6 +13,10 @@ latitude, continentality (eastwards and away from the sea), Atlantic exposure, M
 summer drought and a crude orography of the main European ranges. Fixed events (`EVENTS`) are
 added inside lon/lat boxes so that any site set sees them.
 
+Forecasts (`forecast`) are the synthetic truth of their valid days plus an error that grows with the
+lead (a random walk over the leads, hashed from site, issue day and variable), with forecast events
+(`FORECAST_EVENTS`) placed at fixed leads after the issue day, so every demo issue forecasts them.
+
 Values are exactly reproducible on one platform; transcendental functions (exp, log, cos) may
 differ in the last bit between numpy builds, which float32 output mostly hides.
 """
@@ -30,7 +34,16 @@ from scipy import signal, special
 
 from sites.model import SiteSet
 
-__all__ = ["EVENTS", "VARIABLES", "Event", "generate"]
+__all__ = [
+    "EVENTS",
+    "FORECAST_ERROR",
+    "FORECAST_EVENTS",
+    "VARIABLES",
+    "Event",
+    "ForecastEvent",
+    "forecast",
+    "generate",
+]
 
 #: Variables of the synthetic cube: CF short name -> attributes (CF standard_name where one exists).
 VARIABLES: dict[str, dict] = {
@@ -979,3 +992,118 @@ def generate(
         },
     )
     return ds
+
+
+# ---------------------------------------------------------------------------------------------
+# Forecasts: the truth of the valid days, a lead-dependent error, and injected forecast events.
+# ---------------------------------------------------------------------------------------------
+
+#: Per variable: how the forecast error applies ("log": a factor exp(e), "add": an amount) and the standard
+#: deviation of one day's step of its random walk over the leads (so the spread grows as sqrt(lead + 1)).
+#: Variables not listed are forecast without error.
+FORECAST_ERROR: dict[str, tuple[str, float]] = {
+    "dis24": ("log", 0.06),
+    "fwi": ("add", 1.5),
+    "so2": ("log", 0.12),
+    "no2": ("log", 0.10),
+    "o3": ("log", 0.06),
+    "pm10": ("log", 0.10),
+    "pm2p5": ("log", 0.10),
+}
+_S_FORECAST = 2000
+
+
+@dataclass(frozen=True)
+class ForecastEvent:
+    """An episode every synthetic forecast shows at fixed leads (days after the issue day) for the sites
+    inside a lon/lat box: per lead from `first_lead`, a floor under the forecast value, absolute or a
+    multiple of the per-site reference `relative_to` that the caller passes (e.g. the 20-year discharge)."""
+
+    name: str
+    variable: str
+    first_lead: int
+    floors: tuple[float, ...]
+    box: tuple[float, float, float, float]  # west, south, east, north (degrees)
+    relative_to: str | None = None
+    description: str = ""
+
+    def contains(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        west, south, east, north = self.box
+        return (lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)
+
+
+FORECAST_EVENTS: list[ForecastEvent] = [
+    ForecastEvent(
+        "River flood forecast, Rhine at Cologne",
+        "dis24",
+        3,
+        (0.9, 1.1, 1.15, 0.9),
+        (6.5, 50.5, 7.5, 51.5),
+        relative_to="dis24_rp20",
+        description="Discharge forecast at 0.9, 1.1, 1.15 and 0.9 times the 20-year flood at leads 3 to 6 "
+        "days: a flood peak expected at the riverside site.",
+    ),
+    ForecastEvent(
+        "Fire-danger spell forecast, Attica",
+        "fwi",
+        2,
+        (30.0, 42.0, 52.0, 55.0, 48.0, 35.0),
+        (23.0, 37.5, 24.5, 38.5),
+        description="Fire Weather Index forecast at 30 to 55 at leads 2 to 7 days (EFFIS high to extreme).",
+    ),
+]
+
+
+def forecast(
+    sites: SiteSet,
+    issued: dt.date,
+    days: int,
+    variables: Sequence[str],
+    references: dict[str, np.ndarray] | None = None,
+) -> xr.Dataset:
+    """Synthetic forecast issued on `issued`: `days` valid days from the issue day (lead 0) on.
+
+    Each value is the synthetic truth of its day with an error whose spread grows with the lead
+    (`FORECAST_ERROR`), then raised to the floors of `FORECAST_EVENTS`; `references` holds the per-site
+    values (site order) that relative events scale. A pure function of (site, issue day, lead, variable).
+    """
+    if days < 1:
+        raise ValueError(f"a forecast covers at least one day, not {days}")
+    issued = issued.date() if isinstance(issued, dt.datetime) else issued
+    cube = generate(sites, issued, issued + dt.timedelta(days=days - 1), variables)
+    geo = _Geo.from_sites(sites)
+    keys = (issued - _EPOCH).days * 64 + np.arange(days, dtype=np.int64)
+    for name in cube.data_vars:
+        values = cube[name].values.astype(np.float64)
+        kind, step = FORECAST_ERROR.get(str(name), ("add", 0.0))
+        if step:
+            stream = _S_FORECAST + _stable_u64(str(name)) % 997
+            walk = step * np.cumsum(_normal(geo.seeds, stream, keys), axis=1)
+            values = values * np.exp(walk) if kind == "log" else np.maximum(values + walk, 0.0)
+        for event in FORECAST_EVENTS:
+            if event.variable != name:
+                continue
+            inside = event.contains(geo.lon, geo.lat)
+            scale = np.ones(len(sites))
+            if event.relative_to is not None:
+                if references is None or event.relative_to not in references:
+                    raise ValueError(
+                        f"forecast event {event.name!r} needs the reference {event.relative_to!r}"
+                    )
+                scale = np.asarray(references[event.relative_to], dtype=np.float64)
+            for k, floor in enumerate(event.floors):
+                lead = event.first_lead + k
+                if lead < days:
+                    raised = np.maximum(values[:, lead], floor * scale)
+                    values[:, lead] = np.where(inside & np.isfinite(raised), raised, values[:, lead])
+        cube[name] = cube[name].copy(data=values.astype(np.float32))
+    cube.attrs.update(
+        title="Synthetic daily forecast at heritage sites",
+        request=f"issued={issued.isoformat()} days={days} variables={','.join(map(str, cube.data_vars))}",
+        injected_events="; ".join(
+            f"{e.name} (leads {e.first_lead}..{e.first_lead + len(e.floors) - 1})" for e in FORECAST_EVENTS
+        ),
+        forecast_error="truth of the valid day plus a random walk over the leads: "
+        + ", ".join(f"{v} {k} {s:g}/day" for v, (k, s) in FORECAST_ERROR.items()),
+    )
+    return cube

@@ -9,13 +9,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import Engine, and_, delete, func, select, update
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import ColumnElement, Engine, Row, and_, cast, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.store.tables import (
+    SITE_GEOM,
     AlertEventRow,
     AlertRow,
     ApiKeyRow,
@@ -80,6 +83,59 @@ def site_to_row_values(site: Site) -> dict:
         "max_lon": max_lon,
         "max_lat": max_lat,
     }
+
+
+def _site_conditions(
+    dialect: str,
+    bbox: tuple[float, float, float, float] | None,
+    intersects: BaseGeometry | None,
+    country: str | None,
+    material: str | None,
+    heritage_type: str | None,
+) -> list[ColumnElement[bool]]:
+    """SQL conditions of a site search. On PostgreSQL the spatial ones are exact (PostGIS, GIST index);
+    elsewhere they compare bounding boxes only and `_intersecting_ids` finishes the job."""
+    conds: list[ColumnElement[bool]] = []
+    if country:
+        conds.append(SiteRow.country == country.strip().upper())
+    if heritage_type:
+        lower = func.lower if dialect == "postgresql" else func.unicode_lower  # SQLite's lower() is ASCII
+        conds.append(lower(SiteRow.heritage_type) == heritage_type.strip().lower())
+    if material:
+        wanted = material.strip().lower().replace(" ", "_")  # as `Site` normalises its materials
+        if dialect == "postgresql":
+            conds.append(cast(SiteRow.materials, postgresql.JSONB).contains([wanted]))
+        else:
+            each = func.json_each(SiteRow.materials).table_valued("value")
+            conds.append(select(1).select_from(each).where(each.c.value == wanted).exists())
+    if dialect == "postgresql":
+        if bbox is not None:
+            conds.append(func.ST_Intersects(SITE_GEOM, func.ST_MakeEnvelope(*bbox, 4326)))
+        if intersects is not None:
+            area = func.ST_GeomFromWKB(shapely.to_wkb(intersects), 4326)
+            conds.append(func.ST_Intersects(SITE_GEOM, area))
+        return conds
+    for box in (bbox, None if intersects is None else intersects.bounds):
+        if box is not None:
+            w, s, e, n = box
+            conds += [SiteRow.max_lon >= w, SiteRow.min_lon <= e, SiteRow.max_lat >= s, SiteRow.min_lat <= n]
+    return conds
+
+
+def _intersecting_ids(
+    candidates: Sequence[Row], bbox: tuple[float, float, float, float] | None, intersects: BaseGeometry | None
+) -> list[str]:
+    """Ids of the (id, geometry_wkb) candidates whose geometry intersects the bbox and the geometry given,
+    in their order (shapely, vectorised: the SQLite side of the spatial filters)."""
+    if not candidates:
+        return []
+    geoms = shapely.from_wkb([c.geometry_wkb for c in candidates])
+    keep = np.ones(len(candidates), dtype=bool)
+    for area in (None if bbox is None else shapely.box(*bbox), intersects):
+        if area is not None:
+            shapely.prepare(area)
+            keep &= shapely.intersects(area, geoms)
+    return [c.id for c, k in zip(candidates, keep, strict=True) if k]
 
 
 def row_to_site(row: SiteRow) -> Site:
@@ -176,23 +232,8 @@ class Store:
         limit: int | None = None,
         offset: int = 0,
     ) -> tuple[list[Site], int]:
-        """Sites (ordered by id) whose bbox intersects `bbox`, and the number matched before paging."""
-        conds = []
-        if bbox is not None:
-            w, s_, e, n = bbox
-            conds += [SiteRow.max_lon >= w, SiteRow.min_lon <= e, SiteRow.max_lat >= s_, SiteRow.min_lat <= n]
-        if country:
-            conds.append(SiteRow.country == country.upper())
-        where = and_(*conds) if conds else None
-        with self.session() as s:
-            count_q = select(func.count()).select_from(SiteRow)
-            q = select(SiteRow).order_by(SiteRow.id).offset(offset)
-            if where is not None:
-                count_q, q = count_q.where(where), q.where(where)
-            if limit is not None:
-                q = q.limit(limit)
-            total = s.scalar(count_q) or 0
-            return [row_to_site(r) for r in s.scalars(q)], total
+        """Sites (ordered by id) whose geometry intersects `bbox`, and the number matched before paging."""
+        return self.find_sites(bbox, country, limit=limit, offset=offset)
 
     def site_set(self, ids: Sequence[str] | None = None) -> SiteSet:
         """All sites (or those with these ids) as a SiteSet; unknown ids raise SiteNotFoundError."""
@@ -493,19 +534,35 @@ class Store:
         heritage_type: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        intersects: BaseGeometry | None = None,
     ) -> tuple[list[Site], int]:
-        """Like `list_sites`, also filtered by a material (one of the site's) and a heritage type
-        (case-insensitive); the material filter runs in Python, portable across SQLite and PostgreSQL."""
-        sites, total = self.list_sites(bbox, country)
-        if material:
-            wanted = material.strip().lower().replace(" ", "_")
-            sites = [s for s in sites if wanted in s.materials]
-        if heritage_type:
-            kind = heritage_type.strip().lower()
-            sites = [s for s in sites if (s.heritage_type or "").lower() == kind]
-        total = len(sites)
-        end = None if limit is None else offset + limit
-        return sites[offset:end], total
+        """Sites (ordered by id) matching every filter given, and the number matched before paging.
+
+        `bbox` (west, south, east, north) and `intersects` (any geometry, EPSG:4326) keep the sites whose
+        geometry intersects them; `material` is one of the site's materials, `heritage_type` compares
+        case-insensitively. Every filter runs in the database, so totals and pages are exact: PostGIS
+        (GIST index) answers the spatial ones on PostgreSQL; on SQLite the bbox columns preselect and
+        shapely decides on the candidates' geometries.
+        """
+        with self.session() as s:
+            dialect = s.get_bind().dialect.name
+            where = _site_conditions(dialect, bbox, intersects, country, material, heritage_type)
+            if dialect == "postgresql" or (bbox is None and intersects is None):
+                total = s.scalar(select(func.count()).select_from(SiteRow).where(*where)) or 0
+                q = select(SiteRow).where(*where).order_by(SiteRow.id).offset(offset)
+                if limit is not None:
+                    q = q.limit(limit)
+                return [row_to_site(r) for r in s.scalars(q)], total
+            candidates = s.execute(
+                select(SiteRow.id, SiteRow.geometry_wkb).where(*where).order_by(SiteRow.id)
+            ).all()
+            ids = _intersecting_ids(candidates, bbox, intersects)
+            page = ids[offset : None if limit is None else offset + limit]
+            rows: dict[str, SiteRow] = {}
+            for i in range(0, len(page), _BATCH):
+                chunk = page[i : i + _BATCH]
+                rows.update((r.id, r) for r in s.scalars(select(SiteRow).where(SiteRow.id.in_(chunk))))
+            return [row_to_site(rows[site_id]) for site_id in page], len(ids)
 
     def upsert_site_statuses(self, sites: Sequence[Site]) -> dict[str, str]:
         """Upsert sites in one transaction; returns each id's outcome: stored | updated | unchanged."""

@@ -297,7 +297,9 @@ def test_scheduler_and_migrate_commands_start_outside_a_container(tmp_path) -> N
     )
     try:
         line = scheduler.stdout.readline()
-        assert "scheduler started" in line, line
+        assert "scheduler starting" in line, line
+        time.sleep(3)
+        assert scheduler.poll() is None, scheduler.stdout.read()  # holds the lease and keeps running
     finally:
         scheduler.send_signal(signal.SIGINT)
         try:

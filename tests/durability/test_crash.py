@@ -11,12 +11,14 @@ import os
 import random
 import signal
 import time
+from datetime import date, timedelta
 
 from sqlalchemy import create_engine, select
 
 from tests.durability.conftest import snapshot, write_sites
 
-ARGS = ["run", "--source", "era5_land", "--start", "2025-01-01", "--end", "2025-12-31"]
+FIRST = date(2024, 1, 1)
+ARGS = ["run", "--source", "era5_land", "--start", FIRST.isoformat(), "--end", "2025-12-31"]  # 24 chunks
 KILLS = 20
 _DURATION = [5.0]
 
@@ -76,6 +78,25 @@ def _second_database(database_url: str, tmp_path) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
+def stored_through(url: str) -> date | None:
+    """The last day every site has stored (the backfill's committed progress)."""
+    from monitor.store.tables import WatermarkRow
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        marks = list(conn.execute(select(WatermarkRow.last_day)).scalars())
+    engine.dispose()
+    return min(marks) if marks else None
+
+
+def _months(before: date | None, after: date | None) -> int:
+    """Monthly chunks committed between two readings of `stored_through`."""
+    if after is None:
+        return 0
+    start = before or FIRST - timedelta(days=1)
+    return (after.year - start.year) * 12 + after.month - start.month
+
+
 def runs(url: str) -> list[str]:
     from monitor.store.tables import RunRow
 
@@ -123,15 +144,19 @@ def _trials(crash: str, sites: str, expected: dict) -> None:
     assert cli_in_process(["sites", "import", sites]) == 0
     rng = random.Random(20261125)
     killed = 0
+    upper = 0.3 + 2 * duration / KILLS
     while killed < KILLS:
+        before = stored_through(crash)
         pid = fork_cli(ARGS)
-        time.sleep(rng.uniform(0.05, 0.3 + 2 * duration / KILLS))  # each restart resumes: spread over all
+        time.sleep(rng.uniform(0.05, upper))  # each restart resumes: spread the kills over all chunks
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:  # finished before the kill point: nothing left to interrupt
             break
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         killed += 1
+        if _months(before, stored_through(crash)) > 1:  # several chunks between two kills: kill sooner
+            upper = max(0.1, upper * 0.7)
     pid = fork_cli(ARGS)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0

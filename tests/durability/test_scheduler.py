@@ -49,12 +49,25 @@ def test_jobs_are_registered_with_the_right_options(settings, store):
         ("daily@07:30", ("cron", {"hour": 7, "minute": 30, "timezone": "UTC"})),
         ("72h", ("interval", {"hours": 72})),
         ("15m", ("interval", {"minutes": 15})),
+        ("30s", ("interval", {"seconds": 30})),
         ("onchange@60m", ("interval", {"minutes": 60})),
         ("off", None),
     ],
 )
 def test_schedule_syntax(text, expected):
     assert sched.parse_schedule(text) == expected
+
+
+def test_every_job_has_a_thread_of_its_own(settings, store):
+    """A hung pass holds one thread: never the one another source, deliveries or the heartbeat need."""
+    s = sched.background(settings)
+    s.start(paused=True)
+    try:
+        jobs = s.get_jobs()
+        assert len(jobs) == len(sched.SOURCES) + 3  # every source is scheduled by default
+        assert s._lookup_executor("default")._pool._max_workers >= len(jobs)
+    finally:
+        s.shutdown(wait=False)
 
 
 def test_bad_schedule_is_refused():

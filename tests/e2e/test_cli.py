@@ -177,3 +177,4 @@ def test_demo_serves_alerts_and_csv(env):
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert f"{base}/docs" in out
+    assert f"Dashboard: {base}/" in out

@@ -57,7 +57,7 @@ def test_first_pass_stores_history_and_raises_alerts(pipeline, store, settings):
     assert july["level"] >= 3
     alerts, total = store.list_alerts()
     assert total > 0
-    assert {a.kind for a in alerts} == {"observed"}
+    assert {a.kind for a in alerts} == {"observed", "forecast"}  # the demo's fire forecast for Athens
     for a in alerts:
         assert a.attribution.startswith("SYNTHETIC") and a.units and a.source and a.product_version
     with store.session() as s:

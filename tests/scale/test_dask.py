@@ -1,4 +1,5 @@
-"""Indicators of a dask-chunked cube (over site) on a distributed LocalCluster equal the eager run."""
+"""Indicators of a dask-chunked cube (over site) on a distributed LocalCluster equal the eager run, and the
+pipeline with `HM_DASK_SCHEDULER` naming that cluster stores the same values as the in-process run."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import xarray as xr
 
 import indicators
+from monitor import compute
 
 distributed = pytest.importorskip("distributed")
 
@@ -60,3 +62,82 @@ def test_chunked_cube_on_a_local_cluster_equals_the_eager_run(client):
         assert result.chunks is not None, indicator_id  # still lazy: the work runs on the cluster
         computed = client.compute(result).result()
         xr.testing.assert_identical(computed, expected)
+
+
+def _stored_values(settings_obj, sites) -> pd.DataFrame:
+    from monitor.pipeline import Pipeline
+    from monitor.store.db import make_engine, upgrade
+    from monitor.store.repository import Store
+    from monitor.store.tables import IndicatorValueRow
+    from monitor.store.variables import VariableStore
+
+    engine = make_engine(settings_obj.resolved_database_url)
+    upgrade(engine)
+    store = Store(engine)
+    store.upsert_sites(sites)
+    report = Pipeline(settings_obj, store, VariableStore(settings_obj.data_dir / "variables")).run(
+        sources=["era5_land"]
+    )
+    assert not report.failed, report.results
+    columns = ("site_id", "indicator_id", "period_start", "value", "level", "material")
+    with engine.connect() as conn:
+        frame = pd.read_sql(IndicatorValueRow.__table__.select(), conn)
+    engine.dispose()
+    return frame[list(columns)].sort_values(list(columns[:3])).reset_index(drop=True)
+
+
+def test_the_pipeline_on_the_cluster_named_by_hm_dask_scheduler_stores_the_local_values(
+    client, tmp_path, monkeypatch
+):
+    from datetime import date
+
+    from monitor.settings import Settings
+    from tests.conftest import make_site
+
+    sites = [
+        make_site("athens", 23.7257, 37.9715, materials=["marble"]),
+        make_site("krakow", 19.9383, 50.0614, materials=["brick", "limestone"]),
+        make_site("bergen", 5.3242, 60.3975, materials=["timber"]),
+    ]
+
+    def settings_for(name: str) -> Settings:
+        return Settings(
+            data_dir=tmp_path / name,
+            database_url=f"sqlite:///{tmp_path / name}.db",
+            demo_end=date(2026, 11, 15),
+            demo_years=2,
+            _env_file=None,
+        )
+
+    monkeypatch.delenv("HM_DASK_SCHEDULER", raising=False)
+    local_settings = settings_for("local")
+    assert local_settings.dask_scheduler is None
+    local = _stored_values(local_settings, sites)
+
+    address = client.scheduler.address
+    monkeypatch.setenv("HM_DASK_SCHEDULER", address)
+    cluster_settings = settings_for("cluster")
+    assert cluster_settings.dask_scheduler == address
+    before = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
+    try:
+        on_cluster = _stored_values(cluster_settings, sites)
+        after = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
+        assert after > before  # the indicators ran as tasks on the cluster
+        assert address in compute._CLIENTS  # one client per process and address, reused by every indicator
+    finally:
+        compute.close()  # before the cluster fixture shuts the scheduler down
+    assert not compute._CLIENTS
+
+    assert len(local) > 100
+    pd.testing.assert_frame_equal(on_cluster, local)
+
+
+def test_site_chunks_balance_the_workers_and_stay_bounded():
+    assert compute.site_chunk(10, 2) == 3
+    assert compute.site_chunk(1_000_000, 2) == compute.MAX_SITES_PER_CHUNK
+    assert compute.site_chunk(0, 4) == 1
+    cube = _cube(n_sites=9)
+    chunked = compute.chunk_sites(cube, 2)
+    assert chunked.chunks["site"] == (3, 3, 3) and len(chunked.chunks["time"]) == 1
+    # unset scheduler: computed in-process, no client
+    xr.testing.assert_identical(compute.compute("hot_days", cube, None), indicators.compute("hot_days", cube))

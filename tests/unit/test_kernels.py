@@ -161,3 +161,38 @@ def test_an_empty_period_is_nan_and_starts_past_the_end_are_safe():
     counts = kernels.count_per_period(values > 1.5, ~np.isnan(values), starts)
     np.testing.assert_array_equal(counts, [[1.0, np.nan, 1.0, np.nan]])
     np.testing.assert_array_equal(kernels.sum_per_period(values, starts), [[3.0, np.nan, 7.0, np.nan]])
+
+
+def test_float32_cubes_count_exactly_as_xclim_with_thresholds_cast_to_the_data_dtype():
+    """75.3 is not a float32: the kernels compare in the data's dtype, as numpy and xclim do."""
+    rng = np.random.default_rng(11)
+    tasmax = rng.uniform(20, 40, (3, 800)).astype(np.float32)
+    tasmax[:, ::7] = np.float32(30.1)  # values next to the threshold
+    ds = cube(tasmax - 10, tasmax)
+    ours = indicators.compute("hot_days", ds, thresh="30.1 degC")
+    theirs = xci.tx_days_above(ds.tasmax, thresh="30.1 degC", freq="MS")
+    np.testing.assert_array_equal(ours.values, theirs.values)
+
+
+@PERIODS
+@given(seed=st.integers(0, 2**31 - 1), share=st.sampled_from([0.0, 0.3]), window=st.integers(1, 3))
+def test_periods_too_long_for_packed_codes_take_the_numpy_path_with_the_same_result(seed, share, window):
+    rng = np.random.default_rng(seed)
+    n = kernels._LONGEST + 40
+    low = _gappy(rng, -5, 5, (2, n), share)
+    high = low + rng.uniform(0, 10, (2, n))
+    pr = _gappy(rng, 0, 3, (2, n), share)
+    long, short = np.array([0, 20, n - 10]), np.array([0, 20, 20000, n - 10])
+    assert kernels._too_long(long, n) and not kernels._too_long(short, n)
+    checks = (
+        lambda s: kernels.crossing_days(low, high, s, 0.0),
+        lambda s: kernels.days_above(high, s, 2.5, ">="),
+        lambda s: kernels.range_days(high, low, s, 4.0),
+        lambda s: kernels.wet_frost_days(low, pr, s, 0.0, 1.0, window),
+        lambda s: kernels.count_per_period(low > 0, ~np.isnan(low), s),
+    )
+    for check in checks:
+        split = check(short)  # the same steps cut into shorter periods, counted by numba
+        whole = check(long)
+        np.testing.assert_array_equal(whole[:, [0, 2]], split[:, [0, 3]])
+        np.testing.assert_array_equal(whole[:, 1], np.nansum(split[:, 1:3], axis=1))

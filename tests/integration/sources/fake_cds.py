@@ -132,6 +132,18 @@ SCHEMAS["cems-glofas-forecast"] = {
     "download_format": _enum(["unarchived", "zip"], array=False),
 }
 
+SCHEMAS["cams-europe-air-quality-forecasts"] = {
+    "variable": SCHEMAS["cams-europe-air-quality-reanalyses"]["variable"],
+    "model": _enum(["ensemble", "chimere", "emep"]),
+    "level": _enum(["0", "50", "250"]),
+    "date": {"type": "array", "items": {"type": "string", "pattern": r"^\d{4}-\d\d-\d\d/\d{4}-\d\d-\d\d$"}},
+    "type": _enum(["forecast", "analysis"]),
+    "time": _enum(["00:00", "12:00"]),
+    "leadtime_hour": _enum([str(h) for h in range(0, 121)]),
+    "area": AREA,
+    "data_format": _enum(["netcdf", "netcdf_zip", "grib"], array=False),
+}
+
 #: The other published shape of the GloFAS historical schema (year/month/day, renamed variable).
 GLOFAS_NEW_SCHEMA = {
     **{
@@ -146,6 +158,16 @@ GLOFAS_NEW_SCHEMA = {
 }
 
 REQUIRED: dict[str, tuple[str, ...]] = {
+    "cams-europe-air-quality-forecasts": (
+        "variable",
+        "model",
+        "level",
+        "date",
+        "type",
+        "time",
+        "leadtime_hour",
+        "data_format",
+    ),
     "cems-glofas-forecast": (
         "product_type",
         "variable",

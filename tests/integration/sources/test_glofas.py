@@ -132,20 +132,3 @@ def test_remote_request_adapted_to_the_live_schema(fake_store, tmp_path):
     glofas.build(settings, "remote").fetch(sites(), start, end)
     assert len(store.calls) == before
     assert len([f for f in cache_files(settings) if f.suffix == ".nc"]) == 2
-
-
-def test_remote_control_forecast_issued_on_the_first_day(fake_store, tmp_path):
-    store = fake_store(lambda dataset, inputs: products.glofas_forecast(inputs, RIVER_LAT))
-    settings = remote_settings(tmp_path, store, glofas_search_radius_km=8.0, glofas_product="forecast")
-    one = SiteSet([sites()["bridge"]])
-    cube = glofas.build(settings, "remote").fetch(one, date(2024, 6, 1), date(2024, 6, 3))
-    assert store.problems == []
-    ((dataset, inputs),) = store.submitted()
-    assert dataset == "cems-glofas-forecast"
-    assert (inputs["year"], inputs["month"], inputs["day"]) == (["2024"], ["06"], ["01"])
-    assert inputs["leadtime_hour"] == ["24", "48", "72"]
-    assert inputs["product_type"] == ["control_forecast"]
-    assert cube.attrs["product"] == "cems-glofas-forecast"
-    values = cube["dis24"].sel(site="bridge").values
-    assert np.isfinite(values).all()
-    assert values / values[0] == pytest.approx([1.0, 1.2 / 1.1, 1.3 / 1.1])

@@ -1,0 +1,689 @@
+/* Heritage Monitor dashboard: a map of the sites by risk level, the alerts, and a panel per site.
+ *
+ * Plain browser JavaScript over the public API (same origin, relative URLs so a path prefix works).
+ * An API key, when pasted, lives in sessionStorage only and travels as `Authorization: Bearer`.
+ * Text from the API is always inserted as text (never as HTML).
+ */
+(function () {
+  "use strict";
+
+  const CONFIG = JSON.parse(document.getElementById("hm-config").textContent || "{}");
+  const API = "api/v1/";
+  const KEY_STORAGE = "heritage-monitor.api-key";
+  const LEVELS = ["none", "low", "moderate", "high", "severe"];
+  const NO_DATA = "no_data";
+  // Blue, then yellow to dark red (ColorBrewer RdYlBu ends): ordered by lightness, safe for colour blindness.
+  const COLOURS = {
+    none: "#4575b4",
+    low: "#fee090",
+    moderate: "#fdae61",
+    high: "#f46d43",
+    severe: "#a50026",
+    no_data: "#bdbdbd",
+  };
+  const LABELS = {
+    none: "None", low: "Low", moderate: "Moderate", high: "High", severe: "Severe", no_data: "No data",
+  };
+  const MARKER_MAX_ZOOM = 11; // above this zoom the site polygons are large enough to see
+
+  const state = {
+    key: sessionStorage.getItem(KEY_STORAGE) || "",
+    sites: new Map(), // id -> GeoJSON feature
+    status: new Map(), // id -> SiteStatus
+    indicators: new Map(), // id -> catalogue entry
+    layers: new Map(), // id -> {outline, marker, buffer}
+    selected: null,
+    nextAlerts: null,
+    map: null,
+    markers: null,
+  };
+
+  // ---- small helpers ---------------------------------------------------------------------------
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === "className") node.className = value;
+      else if (name === "dataset") Object.assign(node.dataset, value);
+      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else node.setAttribute(name, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function levelBadge(level) {
+    const name = level || NO_DATA;
+    return el("span", { className: `badge level-${name}` }, LABELS[name] || name);
+  }
+
+  function formatNumber(value) {
+    if (value === null || value === undefined || Number.isNaN(value)) return "—";
+    return Number(value).toLocaleString("en", { maximumSignificantDigits: 4 });
+  }
+
+  function withUnits(value, units) {
+    if (value === null || value === undefined) return "no value";
+    if (units === "1") return `${formatNumber(value)} (dimensionless)`;
+    return units ? `${formatNumber(value)} ${units}` : formatNumber(value);
+  }
+
+  /** A value with its units; a categorical indicator's value as its category name and code. */
+  function valueOf(indicatorId, value, units) {
+    const categories = state.indicators.get(indicatorId)?.levels?.categories;
+    if (categories && value !== null && value !== undefined && String(value) in categories) {
+      return `${categories[String(value)].replaceAll("_", " ")} (category ${value})`;
+    }
+    return withUnits(value, units);
+  }
+
+  function titleOf(indicatorId) {
+    const spec = state.indicators.get(indicatorId);
+    return spec ? spec.title : indicatorId;
+  }
+
+  class ApiError extends Error {
+    constructor(status, title, detail) {
+      super(detail || title || `HTTP ${status}`);
+      this.status = status;
+      this.title = title;
+    }
+    describe() {
+      return `${this.status} ${this.title || ""}: ${this.message}`.replace(" :", ":");
+    }
+  }
+
+  function authHeaders() {
+    return state.key ? { Authorization: `Bearer ${state.key}` } : {};
+  }
+
+  async function request(url, options) {
+    const opts = options || {};
+    const headers = { Accept: opts.accept || "application/json", ...authHeaders(), ...(opts.headers || {}) };
+    let response;
+    try {
+      response = await fetch(url, { method: opts.method || "GET", headers, body: opts.body });
+    } catch (err) {
+      throw new ApiError(0, "Network error", "the API did not answer; is the server running?");
+    }
+    if (!response.ok) {
+      let body = {};
+      try {
+        body = await response.json();
+      } catch (err) {
+        body = {};
+      }
+      throw new ApiError(response.status, body.title || response.statusText, body.detail);
+    }
+    return response;
+  }
+
+  async function getJson(path, params) {
+    const url = new URL(path, new URL(API, document.baseURI));
+    for (const [k, v] of Object.entries(params || {})) if (v) url.searchParams.set(k, v);
+    return (await request(url)).json();
+  }
+
+  async function postJson(path, body) {
+    const url = new URL(path, new URL(API, document.baseURI));
+    const response = await request(url, {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json" },
+    });
+    return response.json();
+  }
+
+  /** Every item of a paged collection, following `next` links; also every page as returned. */
+  async function getAll(path, itemsKey) {
+    const pages = [await getJson(path, { limit: "1000" })];
+    let next = (pages[0].links || []).find((l) => l.rel === "next");
+    while (next) {
+      pages.push(await (await request(next.href)).json());
+      next = (pages[pages.length - 1].links || []).find((l) => l.rel === "next");
+    }
+    return { items: pages.flatMap((page) => page[itemsKey]), pages };
+  }
+
+  function showPageError(message) {
+    const node = $("page-error");
+    node.textContent = message;
+    node.hidden = !message;
+  }
+
+  // ---- API key ---------------------------------------------------------------------------------
+  function showKeyState() {
+    $("key-state").textContent = state.key
+      ? "A key is set for this tab; it is sent with every request."
+      : "No key: read only.";
+    $("forget-key").disabled = !state.key;
+  }
+
+  function setupKeyForm() {
+    $("key-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const value = $("api-key").value.trim();
+      if (!value) {
+        $("key-state").textContent = "Paste a key first.";
+        return;
+      }
+      state.key = value;
+      sessionStorage.setItem(KEY_STORAGE, value);
+      $("api-key").value = "";
+      showKeyState();
+      loadAll();
+    });
+    $("forget-key").addEventListener("click", () => {
+      state.key = "";
+      sessionStorage.removeItem(KEY_STORAGE);
+      $("api-key").value = "";
+      showKeyState();
+      loadAll();
+    });
+    showKeyState();
+  }
+
+  // ---- map -------------------------------------------------------------------------------------
+  function setupMap() {
+    const map = L.map("map", { zoomSnap: 0.5, worldCopyJump: true, minZoom: 2 });
+    state.map = map;
+    map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
+    map.setView([48, 12], 4);
+    if (CONFIG.tileUrl) {
+      L.tileLayer(CONFIG.tileUrl, { attribution: CONFIG.tileAttribution || "", maxZoom: 19 }).addTo(map);
+      $("map").classList.add("with-tiles");
+    } else {
+      loadBasemap(map);
+    }
+    state.markers = L.layerGroup().addTo(map);
+    map.on("zoomend", () => {
+      const show = map.getZoom() <= MARKER_MAX_ZOOM;
+      if (show && !map.hasLayer(state.markers)) state.markers.addTo(map);
+      if (!show && map.hasLayer(state.markers)) map.removeLayer(state.markers);
+    });
+  }
+
+  /** Country outlines (Natural Earth 1:110m) from the vendored world-atlas: a basemap needing no network. */
+  async function loadBasemap(map) {
+    try {
+      const response = await fetch("dashboard/static/vendor/world-atlas/countries-110m.json");
+      const topo = await response.json();
+      const land = topojson.feature(topo, topo.objects.countries);
+      const layer = L.geoJSON(land, {
+        interactive: false,
+        className: "hm-basemap",
+        style: { color: "#9aa5ad", weight: 0.8, fillColor: "#f7f5f0", fillOpacity: 1 },
+        attribution: "Country outlines: Natural Earth (public domain)",
+      });
+      layer.addTo(map);
+      layer.bringToBack();
+    } catch (err) {
+      // The site outlines still show on the plain background; nothing else depends on the basemap.
+    }
+  }
+
+  function siteStyle(level) {
+    const name = level || NO_DATA;
+    return {
+      color: "#1b1b1b",
+      weight: 2,
+      fillColor: COLOURS[name],
+      fillOpacity: 0.75,
+      dashArray: name === NO_DATA ? "4 3" : null,
+    };
+  }
+
+  function drawSites() {
+    for (const layers of state.layers.values()) {
+      for (const layer of Object.values(layers)) if (layer) layer.remove();
+    }
+    state.layers.clear();
+    const bounds = L.latLngBounds([]);
+    for (const [id, feature] of state.sites) {
+      const status = state.status.get(id) || {};
+      const level = status.level || NO_DATA;
+      const label = `${feature.properties.name}: ${LABELS[level]}`;
+      let buffer = null;
+      if (status.buffer) {
+        buffer = L.geoJSON(status.buffer, {
+          interactive: false,
+          className: "hm-site-buffer",
+          style: { color: "#37474f", weight: 1.5, dashArray: "5 4", fill: false },
+        }).addTo(state.map);
+      }
+      const outline = L.geoJSON(feature, { className: "hm-site-outline", style: siteStyle(level) })
+        .bindTooltip(label)
+        .on("click", () => selectSite(id))
+        .addTo(state.map);
+      const box = outline.getBounds();
+      const marker = L.circleMarker(box.getCenter(), {
+        radius: 8,
+        className: "hm-site-marker",
+        color: "#1b1b1b",
+        weight: 2,
+        fillColor: COLOURS[level],
+        fillOpacity: 1,
+        dashArray: level === NO_DATA ? "3 2" : null,
+      })
+        .bindTooltip(label)
+        .on("click", () => selectSite(id))
+        .addTo(state.markers);
+      outline.eachLayer((polygon) => polygon.getElement()?.setAttribute("data-site", id));
+      marker.getElement()?.setAttribute("data-site", id);
+      state.layers.set(id, { outline, marker, buffer });
+      bounds.extend(buffer ? buffer.getBounds() : box);
+    }
+    if (bounds.isValid()) state.map.fitBounds(bounds, { padding: [24, 24], maxZoom: 14 });
+  }
+
+  function drawLegend() {
+    const counts = {};
+    for (const s of state.status.values()) counts[s.level] = (counts[s.level] || 0) + 1;
+    const items = [...LEVELS, NO_DATA].map((level) =>
+      el(
+        "li",
+        {},
+        el("span", { className: `swatch level-${level}`, "aria-hidden": "true" }),
+        `${LABELS[level]} (${counts[level] || 0})`,
+      ),
+    );
+    items.push(
+      el("li", {}, el("span", { className: "swatch buffer", "aria-hidden": "true" }), "Buffer around the site"),
+    );
+    $("legend").replaceChildren(...items);
+  }
+
+  // ---- site list -------------------------------------------------------------------------------
+  function drawSiteList() {
+    const items = [];
+    for (const [id, feature] of state.sites) {
+      const status = state.status.get(id) || {};
+      const alerts = status.open_alerts || 0;
+      items.push(
+        el(
+          "li",
+          {},
+          el(
+            "button",
+            {
+              type: "button",
+              className: "site-button",
+              dataset: { site: id },
+              "aria-current": state.selected === id ? "true" : null,
+              onclick: () => selectSite(id),
+            },
+            levelBadge(status.level),
+            el("span", { className: "site-name" }, feature.properties.name),
+            el(
+              "span",
+              { className: alerts ? "alert-count has-alerts" : "alert-count" },
+              `${alerts} open alert${alerts === 1 ? "" : "s"}`,
+            ),
+          ),
+        ),
+      );
+    }
+    $("site-list").replaceChildren(...items);
+    $("sites-count").textContent = `(${state.sites.size})`;
+  }
+
+  // ---- site panel ------------------------------------------------------------------------------
+  async function selectSite(id) {
+    state.selected = id;
+    for (const button of document.querySelectorAll(".site-button")) {
+      if (button.dataset.site === id) button.setAttribute("aria-current", "true");
+      else button.removeAttribute("aria-current");
+    }
+    const panel = $("site-panel");
+    panel.hidden = false;
+    $("site-heading").textContent = state.sites.get(id)?.properties.name || id;
+    $("site-details").replaceChildren();
+    $("latest-table").tBodies[0].replaceChildren();
+    clearChart("Loading…");
+    try {
+      const feature = await getJson(`sites/${encodeURIComponent(id)}`);
+      if (state.selected !== id) return;
+      drawSitePanel(feature);
+    } catch (err) {
+      $("chart-caption").textContent = `Could not load the site: ${err.describe ? err.describe() : err}`;
+    }
+    $("site-heading").focus();
+    panel.scrollIntoView({ block: "start", behavior: "smooth" });
+  }
+
+  function drawSitePanel(feature) {
+    const p = feature.properties;
+    const status = state.status.get(feature.id) || {};
+    const details = [
+      ["Site id", feature.id],
+      ["Country", p.country || "—"],
+      ["Heritage type", p.heritage_type || "—"],
+      ["Materials", (p.materials || []).join(", ") || "—"],
+      ["UNESCO id", p.unesco_id || "—"],
+      ["Buffer", `${formatNumber(p.buffer_m)} m`],
+      ["Current level", levelBadge(status.level)],
+      ["Open alerts", String(status.open_alerts || 0)],
+    ];
+    $("site-details").replaceChildren(
+      ...details.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]),
+    );
+    const latest = Object.entries(p.latest || {}).sort((a, b) => {
+      const byLevel = LEVELS.indexOf(b[1].level) - LEVELS.indexOf(a[1].level);
+      return byLevel || titleOf(a[0]).localeCompare(titleOf(b[0]));
+    });
+    const rows = latest.map(([indicator, item]) => {
+      const units = state.indicators.get(indicator)?.units || "";
+      return el(
+        "tr",
+        {},
+        el(
+          "th",
+          { scope: "row" },
+          el(
+            "button",
+            { type: "button", className: "link", onclick: () => showChart(feature.id, indicator) },
+            titleOf(indicator),
+          ),
+        ),
+        el("td", {}, item.period_start),
+        el("td", { className: "num" }, valueOf(indicator, item.value, units)),
+        el("td", {}, levelBadge(item.level)),
+      );
+    });
+    if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "4" }, "No indicator values yet.")));
+    $("latest-table").tBodies[0].replaceChildren(...rows);
+    $("site-attribution").textContent = status.attribution
+      ? `Data: ${status.attribution}`
+      : "No data yet, so no attribution.";
+    const select = $("chart-indicator");
+    select.replaceChildren(...latest.map(([id]) => el("option", { value: id }, titleOf(id))));
+    select.onchange = () => showChart(feature.id, select.value);
+    if (latest.length) showChart(feature.id, (status.level_indicators || [])[0] || latest[0][0]);
+    else clearChart("No time series yet.");
+  }
+
+  async function showChart(siteId, indicator) {
+    const select = $("chart-indicator");
+    select.value = indicator;
+    const image = $("chart-image");
+    const caption = $("chart-caption");
+    clearChart("Loading the chart…");
+    const query = `indicator=${encodeURIComponent(indicator)}`;
+    const site = encodeURIComponent(siteId);
+    try {
+      const [png, series] = await Promise.all([
+        request(new URL(`sites/${site}/plot.png?${query}`, new URL(API, document.baseURI)), {
+          accept: "image/png",
+        }).then((r) => r.blob()),
+        getJson(`sites/${site}/timeseries`, { indicator }),
+      ]);
+      if (state.selected !== siteId || select.value !== indicator) return;
+      image.src = URL.createObjectURL(png);
+      image.alt = `Chart of ${series.title} at ${series.site_name} in ${series.units}, with risk bands.`;
+      image.hidden = false;
+      caption.replaceChildren(...describeSeries(series));
+      $("chart-links").replaceChildren(
+        "Download the data: ",
+        el("a", { href: `api/v1/sites/${site}/timeseries?${query}&format=csv` }, "CSV"),
+        " · ",
+        el("a", { href: `api/v1/sites/${site}/timeseries?${query}&format=json` }, "JSON"),
+      );
+    } catch (err) {
+      clearChart(`Could not load the chart: ${err.describe ? err.describe() : err}`);
+    }
+  }
+
+  /** Hide the chart (and free its image) while another loads or when there is none. */
+  function clearChart(message) {
+    const image = $("chart-image");
+    if (image.src.startsWith("blob:")) URL.revokeObjectURL(image.src);
+    image.removeAttribute("src");
+    image.hidden = true;
+    $("chart-caption").textContent = message;
+    $("chart-links").replaceChildren();
+  }
+
+  function describeSeries(series) {
+    const points = series.points || [];
+    const last = points[points.length - 1];
+    const parts = [
+      el("strong", {}, `${series.title} (${series.units})`),
+      points.length
+        ? `: ${points.length} values from ${points[0].period_start} to ${last.period_end}; newest ` +
+          `${valueOf(series.indicator, last.value, series.units)}, level ${LABELS[last.level] || last.level}. `
+        : ": no values. ",
+    ];
+    if (series.synthetic) parts.push(el("strong", { className: "synthetic-tag" }, "SYNTHETIC demo data. "));
+    parts.push(el("span", { className: "attribution" }, series.attribution || ""));
+    return parts;
+  }
+
+  // ---- alerts ----------------------------------------------------------------------------------
+  function filterParams() {
+    const form = $("alert-filters");
+    const params = {};
+    for (const name of ["status", "site", "severity", "indicator", "kind"]) params[name] = form.elements[name].value;
+    return params;
+  }
+
+  async function loadAlerts(append) {
+    const list = $("alert-list");
+    const message = $("alerts-message");
+    try {
+      const page = append
+        ? await (await request(state.nextAlerts)).json()
+        : await getJson("alerts", { ...filterParams(), limit: "50" });
+      const items = page.alerts.map(alertItem);
+      if (append) list.append(...items);
+      else list.replaceChildren(...items);
+      const next = (page.links || []).find((l) => l.rel === "next");
+      state.nextAlerts = next ? next.href : null;
+      $("more-alerts").hidden = !next;
+      $("alerts-count").textContent = `(${page.numberMatched})`;
+      message.textContent = page.numberMatched
+        ? ""
+        : "No alerts match these filters.";
+    } catch (err) {
+      message.textContent = `Could not load the alerts: ${err.describe ? err.describe() : err}`;
+    }
+  }
+
+  function alertItem(alert) {
+    const id = alert.id;
+    const site = alert.site_name || state.sites.get(alert.site)?.properties.name || alert.site;
+    const threshold =
+      alert.threshold === null || alert.threshold === undefined
+        ? ""
+        : ` (${LABELS[alert.level] || alert.level} from ${withUnits(alert.threshold, alert.units)})`;
+    const status = el("span", { className: `status status-${alert.status}` }, alert.status);
+    const formId = `act-${id}`;
+    const errorLine = el("p", { className: "form-error", role: "alert" });
+    const doneLine = el("p", { className: "form-done", role: "status" });
+    const note = el("textarea", { id: `note-${id}`, name: "note", rows: "2", maxlength: "2000" });
+    const falseAlarm = el("input", { id: `false-${id}`, name: "false_alarm", type: "checkbox" });
+    const ackButton = el("button", { type: "submit", className: "primary" }, "Acknowledge");
+    const resolveButton = el("button", { type: "button", className: "danger" }, "Resolve");
+    const form = el(
+      "form",
+      { id: formId, className: "act-form", hidden: true },
+      el("div", { className: "field" }, el("label", { for: `note-${id}` }, "Note (optional)"), note),
+      el(
+        "div",
+        { className: "check" },
+        falseAlarm,
+        el("label", { for: `false-${id}` }, "False alarm (acknowledge only)"),
+      ),
+      el("div", { className: "buttons" }, ackButton, resolveButton),
+      errorLine,
+    );
+    const toggle = el(
+      "button",
+      { type: "button", className: "secondary", "aria-expanded": "false", "aria-controls": formId },
+      "Acknowledge or resolve…",
+    );
+    toggle.addEventListener("click", () => {
+      const open = form.hidden;
+      form.hidden = !open;
+      toggle.setAttribute("aria-expanded", String(open));
+      if (open) note.focus();
+    });
+    const act = async (action) => {
+      errorLine.textContent = "";
+      ackButton.disabled = resolveButton.disabled = true;
+      try {
+        const body = { note: note.value.trim() || null };
+        if (action === "ack") body.false_alarm = falseAlarm.checked;
+        const updated = await postJson(`alerts/${encodeURIComponent(id)}/${action}`, body);
+        status.className = `status status-${updated.status}`;
+        status.textContent = updated.status;
+        form.hidden = true;
+        toggle.hidden = updated.status === "resolved";
+        toggle.setAttribute("aria-expanded", "false");
+        doneLine.textContent =
+          updated.status === "resolved"
+            ? `Resolved by ${updated.resolved?.by || "you"}.`
+            : `Acknowledged by ${updated.acknowledged?.by || "you"}${updated.acknowledged?.false_alarm ? " as a false alarm" : ""}.`;
+        refreshStatus();
+      } catch (err) {
+        errorLine.textContent = err.describe ? err.describe() : String(err);
+      } finally {
+        ackButton.disabled = resolveButton.disabled = false;
+      }
+    };
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      act("ack");
+    });
+    resolveButton.addEventListener("click", () => act("resolve"));
+    if (alert.status === "resolved") toggle.hidden = true;
+    if (alert.status === "acknowledged") ackButton.hidden = true;
+
+    const headingId = `alert-title-${id}`;
+    return el(
+      "li",
+      { className: `alert-item severity-${alert.severity}`, dataset: { alert: id, site: alert.site } },
+      el(
+        "article",
+        { "aria-labelledby": headingId },
+        el(
+          "h3",
+          { id: headingId, className: "alert-title" },
+          levelBadge(alert.severity),
+          el("span", {}, `${alert.indicator_title || titleOf(alert.indicator)} — ${site}`),
+        ),
+        el(
+          "p",
+          { className: "alert-facts" },
+          `${valueOf(alert.indicator, alert.value, alert.units)}${threshold} · period ${alert.period.start} to ${alert.period.end}` +
+            ` · since ${alert.onset} · ${alert.kind} · `,
+          status,
+        ),
+        alert.synthetic ? el("p", { className: "synthetic-tag" }, "SYNTHETIC demo data") : null,
+        el("p", { className: "attribution" }, alert.attribution),
+        el(
+          "div",
+          { className: "alert-actions" },
+          el("button", { type: "button", className: "link", onclick: () => selectSite(alert.site) }, "Show site"),
+          toggle,
+        ),
+        form,
+        doneLine,
+      ),
+    );
+  }
+
+  function setupAlerts() {
+    $("alert-filters").addEventListener("change", () => loadAlerts(false));
+    $("alert-filters").addEventListener("submit", (event) => {
+      event.preventDefault();
+      loadAlerts(false);
+    });
+    $("more-alerts").addEventListener("click", () => loadAlerts(true));
+  }
+
+  function fillFilterOptions() {
+    const sites = [...state.sites.values()].sort((a, b) => a.properties.name.localeCompare(b.properties.name));
+    $("filter-site").replaceChildren(
+      el("option", { value: "" }, "All sites"),
+      ...sites.map((f) => el("option", { value: f.id }, f.properties.name)),
+    );
+    const specs = [...state.indicators.values()].sort((a, b) => a.title.localeCompare(b.title));
+    $("filter-indicator").replaceChildren(
+      el("option", { value: "" }, "All indicators"),
+      ...specs.map((s) => el("option", { value: s.id }, s.title)),
+    );
+  }
+
+  // ---- loading ---------------------------------------------------------------------------------
+  function showAttribution(first) {
+    $("synthetic-banner").hidden = !first.synthetic;
+    $("footer-attribution").textContent = first.attribution
+      ? `Data attribution: ${first.attribution}`
+      : "No indicator values stored yet.";
+    $("map-attribution").textContent = first.attribution
+      ? `Risk levels: ${first.synthetic ? "SYNTHETIC demo data. " : ""}See the data attribution at the foot of the page.`
+      : "";
+  }
+
+  async function loadStatus() {
+    const { items, pages } = await getAll("status", "sites");
+    state.status = new Map(items.map((s) => [s.id, s]));
+    const attributions = [...new Set(pages.map((page) => page.attribution).filter(Boolean))];
+    showAttribution({ attribution: attributions.join(" "), synthetic: pages.some((page) => page.synthetic) });
+  }
+
+  async function refreshStatus() {
+    try {
+      await loadStatus();
+      drawSites();
+      drawLegend();
+      drawSiteList();
+    } catch (err) {
+      showPageError(`Could not refresh the site status: ${err.describe ? err.describe() : err}`);
+    }
+  }
+
+  async function loadAll() {
+    document.body.dataset.loaded = "false";
+    showPageError("");
+    try {
+      const [catalog, sites] = await Promise.all([getJson("indicators"), getAll("sites", "features")]);
+      state.indicators = new Map(catalog.indicators.map((s) => [s.id, s]));
+      state.sites = new Map(sites.items.map((f) => [f.id, f]));
+      await loadStatus();
+    } catch (err) {
+      const hint = err.status === 401 ? " Paste an API key above." : "";
+      showPageError(`Could not load the sites: ${err.describe ? err.describe() : err}.${hint}`);
+      return;
+    }
+    drawSites();
+    drawLegend();
+    drawSiteList();
+    fillFilterOptions();
+    await loadAlerts(false);
+    document.body.dataset.loaded = "true";
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    setupKeyForm();
+    setupMap();
+    setupAlerts();
+    $("close-panel").addEventListener("click", () => {
+      $("site-panel").hidden = true;
+      const button = document.querySelector(`.site-button[data-site="${CSS.escape(state.selected || "")}"]`);
+      state.selected = null;
+      if (button) {
+        button.removeAttribute("aria-current");
+        button.focus();
+      }
+    });
+    loadAll();
+  });
+})();

@@ -1,0 +1,191 @@
+"""Forecast tables and queries: the newest forecast issue of each source and the indicator values it gives.
+
+Forecast values live apart from observed indicator values (`indicator_values`) and are never mixed with
+them. Only the newest issue of a source is kept: storing an issue replaces the previous one's values in
+the caller's transaction, so readers see either the old issue or the new one. The tables share `Base`
+(and so the metadata) of `monitor.store.tables`; migration 0005 creates them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    insert,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from monitor.store.repository import Store, utcnow
+from monitor.store.tables import Base, BigId
+
+#: Columns of forecast value records (besides `source` and `issued`, which come with the issue).
+RECORD_COLUMNS = (
+    "site_id",
+    "indicator_id",
+    "valid_day",
+    "lead_days",
+    "period_start",
+    "freq",
+    "value",
+    "level",
+    "material",
+    "indicator_version",
+    "product",
+    "product_version",
+    "synthetic",
+)
+
+
+class ForecastIssueRow(Base):
+    """The forecast issue of a source whose values are stored: when it was issued and what it covers."""
+
+    __tablename__ = "forecast_issues"
+
+    source: Mapped[str] = mapped_column(String(40), primary_key=True)
+    issued: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    observed_until: Mapped[date] = mapped_column(Date)  # newest observed day when it was stored
+    first_day: Mapped[date | None] = mapped_column(Date)  # first and last valid day kept
+    last_day: Mapped[date | None] = mapped_column(Date)
+    product: Mapped[str] = mapped_column(String(200))
+    product_version: Mapped[str] = mapped_column(String(60))
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+    attribution: Mapped[str] = mapped_column(Text)
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ForecastValueRow(Base):
+    """One forecast indicator value at one site for one valid day, with its lead, level and provenance.
+
+    For a daily indicator the period is the valid day; for a count of days in a month or year it is that
+    period, counted to the valid day (observed days plus forecast days).
+    """
+
+    __tablename__ = "forecast_values"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(40))
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    indicator_id: Mapped[str] = mapped_column(String(80))
+    issued: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    valid_day: Mapped[date] = mapped_column(Date)
+    lead_days: Mapped[int] = mapped_column(SmallInteger)
+    period_start: Mapped[date] = mapped_column(Date)
+    freq: Mapped[str] = mapped_column(String(8))
+    value: Mapped[float | None] = mapped_column(Float)
+    level: Mapped[int] = mapped_column(SmallInteger)
+    material: Mapped[str | None] = mapped_column(String(40))
+    indicator_version: Mapped[str] = mapped_column(String(20))
+    product: Mapped[str] = mapped_column(String(200))
+    product_version: Mapped[str] = mapped_column(String(60))
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        UniqueConstraint("source", "site_id", "indicator_id", "valid_day", name="uq_forecast_values_key"),
+        Index("ix_forecast_values_site_indicator", "site_id", "indicator_id"),
+    )
+
+
+@dataclass(frozen=True)
+class ForecastIssue:
+    """What is known of one stored forecast issue, detached from the session."""
+
+    source: str
+    issued: datetime
+    observed_until: date
+    first_day: date | None
+    last_day: date | None
+    product: str
+    product_version: str
+    synthetic: bool
+    attribution: str
+
+
+def stored_issue(session: Session, source: str) -> ForecastIssue | None:
+    """The forecast issue of `source` whose values are stored, if any."""
+    row = session.get(ForecastIssueRow, source)
+    if row is None:
+        return None
+    return ForecastIssue(
+        row.source,
+        row.issued,
+        row.observed_until,
+        row.first_day,
+        row.last_day,
+        row.product,
+        row.product_version,
+        row.synthetic,
+        row.attribution,
+    )
+
+
+def _plain(value):
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    return value
+
+
+def replace_forecast(session: Session, issue: ForecastIssue, records: pd.DataFrame) -> int:
+    """Store one issue of a source in place of the previous one (in the caller's transaction); returns the
+    number of values written. `records` has the columns `RECORD_COLUMNS`."""
+    session.execute(delete(ForecastValueRow).where(ForecastValueRow.source == issue.source))
+    session.execute(delete(ForecastIssueRow).where(ForecastIssueRow.source == issue.source))
+    session.add(
+        ForecastIssueRow(
+            source=issue.source,
+            issued=issue.issued,
+            observed_until=issue.observed_until,
+            first_day=issue.first_day,
+            last_day=issue.last_day,
+            product=issue.product,
+            product_version=issue.product_version,
+            synthetic=issue.synthetic,
+            attribution=issue.attribution,
+            stored_at=utcnow(),
+        )
+    )
+    if records.empty:
+        return 0
+    frame = records[list(RECORD_COLUMNS)]
+    head = {"source": issue.source, "issued": issue.issued}
+    rows = [
+        head | {k: _plain(v) for k, v in zip(RECORD_COLUMNS, r, strict=True)}
+        for r in frame.itertuples(index=False, name=None)
+    ]
+    for i in range(0, len(rows), 2000):
+        session.execute(insert(ForecastValueRow), rows[i : i + 2000])
+    return len(rows)
+
+
+def forecast_values(
+    store: Store, site_id: str, indicator_id: str
+) -> tuple[list[ForecastValueRow], dict[str, ForecastIssue]]:
+    """The stored forecast values of one indicator at one site by valid day, and the issues they are from."""
+    with store.session() as s:
+        rows = list(
+            s.scalars(
+                select(ForecastValueRow)
+                .where(ForecastValueRow.site_id == site_id, ForecastValueRow.indicator_id == indicator_id)
+                .order_by(ForecastValueRow.valid_day, ForecastValueRow.source)
+            )
+        )
+        issues = {src: stored_issue(s, src) for src in {r.source for r in rows}}
+    return rows, {k: v for k, v in issues.items() if v is not None}

@@ -1,0 +1,180 @@
+"""The dashboard as a site manager uses it, in headless Chromium against the demo served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+PHONE = {"width": 390, "height": 844}
+
+
+def load(page, url: str) -> None:
+    """Open the dashboard and wait until it has drawn the sites and the alerts."""
+    page.goto(f"{url}/")
+    page.wait_for_selector("body[data-loaded='true']")
+
+
+def assert_local(requested: list[str], base: str) -> None:
+    """Every request went to the API's own origin (or stayed in the page: blob and data URLs)."""
+    assert requested, "the page made no request"
+    outside = [u for u in requested if not (u.startswith(f"{base}/") or u.startswith(("blob:", "data:")))]
+    assert outside == []
+
+
+def api(server, path: str, **params) -> dict:
+    response = httpx.get(f"{server.url}/api/v1/{path}", params=params, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def open_alert(server) -> dict:
+    alerts = api(server, "alerts", status="open", limit=100)["alerts"]
+    if not alerts:
+        pytest.fail("the demo raised no open alert to act on")
+    return alerts[0]
+
+
+def test_the_map_shows_every_site_coloured_by_level(page, requested, demo_server, artifacts):
+    load(page, demo_server.url)
+    sites = api(demo_server, "sites", limit=1000)
+    status = {s["id"]: s for s in api(demo_server, "status", limit=1000)["sites"]}
+    assert sites["numberMatched"] == len(demo_server.site_ids) == len(status)
+    assert page.locator("path.hm-site-outline").count() == sites["numberMatched"]
+    assert page.locator("path.hm-site-marker").count() == sites["numberMatched"]
+    assert page.locator("path.hm-site-buffer").count() == sum(1 for s in status.values() if s["buffer"])
+    assert page.locator(".site-button").count() == sites["numberMatched"]
+    # Each site's marker has the colour of its level, and the list says the level in words.
+    for site_id, item in status.items():
+        marker = page.locator(f"path.hm-site-marker[data-site='{site_id}']")
+        colour = page.evaluate(
+            "(level) => getComputedStyle(document.documentElement).getPropertyValue(`--level-${level}`)",
+            item["level"],
+        )
+        assert marker.get_attribute("fill") == colour.strip()
+        badge = page.locator(f".site-button[data-site='{site_id}'] .badge")
+        assert badge.inner_text().lower().replace(" ", "_") == item["level"]
+    # The legend counts the sites per level.
+    legend = page.locator("#legend").inner_text()
+    for level in ("high", "severe"):
+        n = sum(1 for s in status.values() if s["level"] == level)
+        assert f"{level.capitalize()} ({n})" in legend
+    # Synthetic demo data are labelled so, and the Copernicus attribution is on the page.
+    assert page.locator("#synthetic-banner").is_visible()
+    assert "Copernicus" in page.locator("#footer-attribution").inner_text()
+    assert page.locator(".leaflet-control-attribution").inner_text().count("Natural Earth") == 1
+    page.screenshot(path=str(artifacts / "dashboard-desktop.png"), full_page=True)
+    assert_local(requested, demo_server.url)
+
+
+def test_a_site_opens_its_panel_and_chart_by_map_and_keyboard(page, requested, demo_server):
+    load(page, demo_server.url)
+    page.locator("path.hm-site-marker[data-site='acropolis_athens']").click()
+    feature = api(demo_server, "sites/acropolis_athens")
+    expect_panel(page, feature)
+    # The same from the keyboard: focus a site in the list, press Enter.
+    page.locator(".site-button[data-site='pompeii']").focus()
+    page.keyboard.press("Enter")
+    feature = api(demo_server, "sites/pompeii")
+    expect_panel(page, feature)
+    assert page.evaluate("() => document.activeElement.id") == "site-heading"
+    # Choosing another indicator redraws the chart.
+    page.select_option("#chart-indicator", "hot_days")
+    page.wait_for_function(
+        "() => document.getElementById('chart-caption').textContent.startsWith('Hot days')"
+    )
+    page.wait_for_function("() => document.getElementById('chart-image').naturalWidth > 0")
+    assert "days" in page.locator("#chart-image").get_attribute("alt")
+    assert_local(requested, demo_server.url)
+
+
+def expect_panel(page, feature: dict) -> None:
+    page.wait_for_function(
+        "(name) => document.getElementById('site-heading').textContent === name",
+        arg=feature["properties"]["name"],
+    )
+    page.wait_for_function("() => document.querySelectorAll('#latest-table tbody tr').length > 1")
+    rows = page.locator("#latest-table tbody tr")
+    assert rows.count() == len(feature["properties"]["latest"])
+    details = page.locator("#site-details").inner_text()
+    for material in feature["properties"]["materials"]:
+        assert material in details
+    page.wait_for_function("() => document.getElementById('chart-image').naturalWidth > 0")
+    assert page.locator("#chart-image").is_visible()
+    assert "SYNTHETIC" in page.locator("#chart-caption").inner_text()
+    assert feature["properties"]["name"] in page.locator("#chart-image").get_attribute("alt")
+    assert "Copernicus" in page.locator("#site-attribution").inner_text()
+
+
+def act_on(page, alert: dict, note: str) -> object:
+    """Show only this alert's site, open its action form, write the note; the alert's list item."""
+    page.select_option("#filter-site", alert["site"])
+    item = page.locator(f".alert-item[data-alert='{alert['id']}']")
+    item.wait_for()
+    item.get_by_role("button", name="Acknowledge or resolve…").click()
+    item.get_by_label("Note (optional)").fill(note)
+    return item
+
+
+def use_key(page, secret: str) -> None:
+    page.get_by_label(re.compile("^API key")).fill(secret)
+    page.get_by_role("button", name="Use key").click()
+    page.wait_for_selector("body[data-loaded='true']")
+
+
+def test_a_manager_acknowledges_an_alert(page, requested, demo_server):
+    alert = open_alert(demo_server)
+    key = demo_server.store.create_key("site manager", "manager", [alert["site"]])
+    load(page, demo_server.url)
+    use_key(page, key.secret)
+    assert page.evaluate("() => sessionStorage.length") == 1
+    item = act_on(page, alert, "Conservator on site tomorrow.")
+    item.get_by_role("button", name="Acknowledge", exact=True).click()
+    page.wait_for_function(
+        "(id) => document.querySelector(`.alert-item[data-alert='${id}'] .form-done`).textContent !== ''",
+        arg=alert["id"],
+    )
+    assert f"Acknowledged by key:{key.id}" in item.inner_text()
+    assert item.locator(".status").inner_text() == "acknowledged"
+    stored = api(demo_server, f"alerts/{alert['id']}")
+    assert stored["status"] == "acknowledged"
+    assert stored["acknowledged"]["by"] == f"key:{key.id}"
+    assert stored["acknowledged"]["note"] == "Conservator on site tomorrow."
+    # The key went out only to the API, as a Bearer header, and never into the page's URLs.
+    assert all(key.secret not in u for u in requested)
+    assert_local(requested, demo_server.url)
+
+
+def test_a_reader_key_is_refused_with_the_apis_message(page, requested, demo_server):
+    alert = open_alert(demo_server)
+    key = demo_server.store.create_key("reader", "reader")
+    load(page, demo_server.url)
+    use_key(page, key.secret)
+    item = act_on(page, alert, "should not be stored")
+    item.get_by_role("button", name="Resolve", exact=True).click()
+    error = item.locator(".form-error")
+    error.filter(has_text="403").wait_for()
+    assert "role 'reader' may not change anything" in error.inner_text()
+    assert api(demo_server, f"alerts/{alert['id']}")["status"] == "open"
+    assert_local(requested, demo_server.url)
+
+
+def test_the_dashboard_fits_a_phone(browser, demo_server, artifacts):
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    try:
+        load(page, demo_server.url)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+        assert page.locator("#map").bounding_box()["width"] <= PHONE["width"]
+        assert page.locator("path.hm-site-marker").count() == len(demo_server.site_ids)
+        page.screenshot(path=str(artifacts / "dashboard-phone.png"))
+        page.locator(".site-button[data-site='pompeii']").tap()
+        page.wait_for_function("() => document.getElementById('chart-image').naturalWidth > 0")
+        assert page.locator("#chart-image").bounding_box()["width"] <= PHONE["width"]
+        page.screenshot(path=str(artifacts / "dashboard-phone-site.png"))
+        assert_local(requested, demo_server.url)
+    finally:
+        context.close()
