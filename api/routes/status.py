@@ -10,7 +10,6 @@ import shapely
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from shapely.geometry import mapping
-from sqlalchemy import and_, func, select
 
 from api.auth import ReaderDep
 from api.deps import PageDep, StoreDep
@@ -18,8 +17,6 @@ from api.errors import COMMON_ERRORS
 from api.routes.timeseries import series_attribution
 from api.schemas import Link
 from indicators import LEVELS, NO_DATA, level_name
-from monitor.store.repository import Store
-from monitor.store.tables import AlertRow, IndicatorValueRow
 from sites.geometry import buffer_geometries
 
 router = APIRouter(prefix="/api/v1", tags=["sites"], responses=COMMON_ERRORS)
@@ -107,39 +104,6 @@ _EXAMPLE = {
 }
 
 
-def latest_values(store: Store, site_ids: list[str]) -> pd.DataFrame:
-    """Newest value of every (site, indicator) of these sites: level, period, source and synthetic flag."""
-    t = IndicatorValueRow
-    newest = (
-        select(t.site_id, t.indicator_id, func.max(t.period_start).label("period_start"))
-        .where(t.site_id.in_(site_ids))
-        .group_by(t.site_id, t.indicator_id)
-        .subquery()
-    )
-    q = select(t.site_id, t.indicator_id, t.period_start, t.level, t.source, t.synthetic).join(
-        newest,
-        and_(
-            t.site_id == newest.c.site_id,
-            t.indicator_id == newest.c.indicator_id,
-            t.period_start == newest.c.period_start,
-        ),
-    )
-    with store.engine.connect() as conn:
-        return pd.read_sql(q, conn)
-
-
-def alert_counts(store: Store, site_ids: list[str]) -> pd.DataFrame:
-    """Per (site, status) of unresolved alerts: their number and highest level."""
-    a = AlertRow
-    q = (
-        select(a.site_id, a.status, func.count().label("n"), func.max(a.level).label("level"))
-        .where(a.site_id.in_(site_ids), a.status.in_(["open", "acknowledged"]))
-        .group_by(a.site_id, a.status)
-    )
-    with store.engine.connect() as conn:
-        return pd.read_sql(q, conn)
-
-
 def _sources(frame: pd.DataFrame) -> list[str]:
     """Distinct source ids of these rows (a combined source `a+b` counts as both), in first-seen order."""
     out: list[str] = []
@@ -169,8 +133,8 @@ def read_status(request: Request, store: StoreDep, _: ReaderDep, page: PageDep) 
     highest severity of open alerts, the buffer outline, and the sources and attribution of those values."""
     sites, total = store.list_sites(limit=page.limit, offset=page.offset)
     ids = [s.id for s in sites]
-    latest = latest_values(store, ids) if ids else pd.DataFrame()
-    counts = alert_counts(store, ids) if ids else pd.DataFrame()
+    latest = store.latest_levels(ids) if ids else pd.DataFrame()
+    counts = store.unresolved_alert_counts(ids) if ids else pd.DataFrame()
     buffers = buffer_geometries([s.geometry for s in sites], [s.buffer_m for s in sites])
     out = []
     for site, grown in zip(sites, buffers, strict=True):

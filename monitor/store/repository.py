@@ -314,14 +314,16 @@ class Store:
             return pd.read_sql(q, conn)
 
     def latest_levels(self, site_ids: Sequence[str] | None = None) -> pd.DataFrame:
-        """The newest stored value and level of every (site, indicator)."""
+        """The newest stored value and level of every (site, indicator), with its material, source and
+        synthetic flag."""
         t = IndicatorValueRow
-        newest = (
-            select(t.site_id, t.indicator_id, func.max(t.period_start).label("period_start"))
-            .group_by(t.site_id, t.indicator_id)
-            .subquery()
-        )
-        q = select(t.site_id, t.indicator_id, t.period_start, t.value, t.level, t.material).join(
+        newest = select(t.site_id, t.indicator_id, func.max(t.period_start).label("period_start"))
+        if site_ids is not None:
+            newest = newest.where(t.site_id.in_(list(site_ids)))
+        newest = newest.group_by(t.site_id, t.indicator_id).subquery()
+        q = select(
+            t.site_id, t.indicator_id, t.period_start, t.value, t.level, t.material, t.source, t.synthetic
+        ).join(
             newest,
             and_(
                 t.site_id == newest.c.site_id,
@@ -329,8 +331,17 @@ class Store:
                 t.period_start == newest.c.period_start,
             ),
         )
-        if site_ids is not None:
-            q = q.where(t.site_id.in_(list(site_ids)))
+        with self.engine.connect() as conn:
+            return pd.read_sql(q, conn)
+
+    def unresolved_alert_counts(self, site_ids: Sequence[str]) -> pd.DataFrame:
+        """Per (site, status) of open and acknowledged alerts: their number `n` and highest `level`."""
+        a = AlertRow
+        q = (
+            select(a.site_id, a.status, func.count().label("n"), func.max(a.level).label("level"))
+            .where(a.site_id.in_(list(site_ids)), a.status.in_(["open", "acknowledged"]))
+            .group_by(a.site_id, a.status)
+        )
         with self.engine.connect() as conn:
             return pd.read_sql(q, conn)
 
