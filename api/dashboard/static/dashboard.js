@@ -280,7 +280,7 @@
       state.layers.set(id, { outline, marker, buffer });
       bounds.extend(buffer ? buffer.getBounds() : box);
     }
-    if (bounds.isValid()) state.map.fitBounds(bounds, { padding: [24, 24], maxZoom: 14 });
+    if (bounds.isValid()) state.map.fitBounds(bounds, { padding: [24, 24], maxZoom: 14, animate: false });
   }
 
   function drawLegend() {
