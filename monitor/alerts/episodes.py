@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from indicators import LEVEL_CODES, IndicatorSpec, Thresholds, level_name
@@ -90,38 +90,40 @@ def evaluate(
         spec.freq, starts
     )
     complete = ends <= pd.Timestamp(data_end)
-    recs = records[complete & (records["period_start"] > horizon)].sort_values(["site_id", "period_start"])
+    recs = records[complete & (records["period_start"] > horizon)]
     if recs.empty:
         return 0
-    site_ids = sorted(recs["site_id"].unique())
-    cursors = {
-        c.site_id: c
-        for c in session.scalars(
-            select(AlertCursorRow).where(
-                AlertCursorRow.site_id.in_(site_ids),
-                AlertCursorRow.indicator_id == spec.id,
-                AlertCursorRow.kind == rule.kind,
+    # One query per indicator for all sites (no IN list of 100,000 ids), then column-wise: drop the
+    # periods each cursor has judged already, and walk only the sites where something can happen.
+    cursors = dict(
+        session.execute(
+            select(AlertCursorRow.site_id, AlertCursorRow.last_period).where(
+                AlertCursorRow.indicator_id == spec.id, AlertCursorRow.kind == rule.kind
             )
-        )
-    }
+        ).all()
+    )
+    judged_through = pd.to_datetime(recs["site_id"].map(cursors))
+    recs = recs[
+        judged_through.isna().to_numpy() | (pd.to_datetime(recs["period_start"]) > judged_through).to_numpy()
+    ]
+    if recs.empty:
+        return 0
+    in_recs = set(recs["site_id"].unique())
     active = {
         a.site_id: a
         for a in session.scalars(
             select(AlertRow).where(
-                AlertRow.site_id.in_(site_ids),
-                AlertRow.indicator_id == spec.id,
-                AlertRow.kind == rule.kind,
-                AlertRow.status.in_(ACTIVE),
+                AlertRow.indicator_id == spec.id, AlertRow.kind == rule.kind, AlertRow.status.in_(ACTIVE)
             )
         )
+        if a.site_id in in_recs
     }
+    # a site without an active episode and with no period at the alert level only moves its cursor
+    eventful = set(recs.loc[recs["level"].to_numpy() >= min_code, "site_id"]) | set(active)
+    lasts = recs.groupby("site_id", sort=True)["period_start"].max()
+    walked = recs[recs["site_id"].isin(eventful)].sort_values(["site_id", "period_start"])
     raised = 0
-    for site_id, group in recs.groupby("site_id", sort=True):
-        cursor = cursors.get(site_id)
-        if cursor is not None:
-            group = group[group["period_start"] > cursor.last_period]
-        if group.empty:
-            continue
+    for site_id, group in walked.groupby("site_id", sort=True):
         overrides = sites[site_id].thresholds.get(spec.id) if site_id in sites else None
         alert = active.get(site_id)
         for row in group.itertuples(index=False):
@@ -150,14 +152,33 @@ def evaluate(
                     _resolve(session, alert, row.period_start, now)
                     del active[site_id]
                     alert = None
-        last = max(group["period_start"])
-        if cursor is None:
-            session.add(
-                AlertCursorRow(site_id=site_id, indicator_id=spec.id, kind=rule.kind, last_period=last)
-            )
-        else:
-            cursor.last_period = last
+    _advance_cursors(session, spec.id, rule.kind, lasts, cursors)
     return raised
+
+
+def _advance_cursors(
+    session: Session, indicator_id: str, kind: str, lasts: pd.Series, known: Mapping
+) -> None:
+    """Set the cursors of (site, indicator, kind) to the newest judged period: two executemany
+    statements (insert the new ones, update the others) instead of one ORM object per site."""
+    table = AlertCursorRow.__table__
+    new, moved = [], []
+    for site_id, last in lasts.items():
+        day = pd.Timestamp(last).date()
+        if site_id in known:
+            moved.append({"b_site": site_id, "b_last": day})
+        else:
+            new.append({"site_id": site_id, "indicator_id": indicator_id, "kind": kind, "last_period": day})
+    if new:
+        session.execute(insert(table), new)
+    if moved:
+        c = table.c
+        session.execute(
+            update(table)
+            .where(c.site_id == bindparam("b_site"), c.indicator_id == indicator_id, c.kind == kind)
+            .values(last_period=bindparam("b_last")),
+            moved,
+        )
 
 
 def _num(value) -> float | None:
@@ -174,7 +195,33 @@ def _more_extreme(spec: IndicatorSpec, new, old) -> bool:
     return new < old if lower else new > old
 
 
-def _open(session, spec, row, rule, overrides, attribution, now) -> AlertRow:
+def _provenance(row) -> dict:
+    """Where a stored value came from: source, product and versions."""
+    return {
+        "source": row.source,
+        "product": row.product,
+        "product_version": row.product_version,
+        "indicator_version": row.indicator_version,
+        "synthetic": bool(row.synthetic),
+    }
+
+
+def _open(
+    session,
+    spec,
+    row,
+    rule,
+    overrides,
+    attribution,
+    now,
+    *,
+    onset: date | None = None,
+    last_period: date | None = None,
+    provenance: dict | None = None,
+    note: str | None = None,
+) -> AlertRow:
+    """A new episode from the stored value `row` (observed: its period is the onset; a forecast passes its
+    onset, last expected period, provenance and the note of its history entry)."""
     level = int(row.level)
     alert = AlertRow(
         id=new_id("alr"),
@@ -188,24 +235,18 @@ def _open(session, spec, row, rule, overrides, attribution, now) -> AlertRow:
         threshold=threshold_of(spec, level, row.material, overrides),
         threshold_level=rule.min_level,
         material=row.material,
-        onset=row.period_start,
+        onset=onset or row.period_start,
         period_start=row.period_start,
-        last_period=row.period_start,
+        last_period=last_period or row.period_start,
         freq=spec.freq,
         periods_below=0,
-        coverage=_num(row.coverage),
+        coverage=_num(getattr(row, "coverage", None)),
         source=row.source,
         product=row.product,
         product_version=row.product_version,
         synthetic=bool(row.synthetic),
         attribution=attribution,
-        provenance={
-            "source": row.source,
-            "product": row.product,
-            "product_version": row.product_version,
-            "indicator_version": row.indicator_version,
-            "synthetic": bool(row.synthetic),
-        },
+        provenance=provenance or _provenance(row),
         sequence=1,
         opened_at=now,
         updated_at=now,
@@ -220,6 +261,7 @@ def _open(session, spec, row, rule, overrides, attribution, now) -> AlertRow:
             value=alert.value,
             period_start=row.period_start,
             actor="system",
+            note=note,
         )
     )
     return alert
@@ -483,14 +525,7 @@ def _peak(spec: IndicatorSpec, rows: pd.DataFrame):
 
 
 def _forecast_provenance(peak, facts: dict) -> dict:
-    return {
-        "source": peak.source,
-        "product": peak.product,
-        "product_version": peak.product_version,
-        "indicator_version": peak.indicator_version,
-        "synthetic": bool(peak.synthetic),
-        **facts,
-    }
+    return {**_provenance(peak), **facts}
 
 
 def _forecast_note(spec: IndicatorSpec, level: int, value, facts: dict) -> str:
@@ -503,49 +538,19 @@ def _forecast_note(spec: IndicatorSpec, level: int, value, facts: dict) -> str:
 
 def _open_forecast(session, spec, rule, overrides, attribution, rows, now) -> AlertRow:
     peak, onset, last_period, facts = rows
-    level = int(peak.level)
-    alert = AlertRow(
-        id=new_id("alr"),
-        site_id=peak.site_id,
-        indicator_id=spec.id,
-        kind=rule.kind,
-        status="open",
-        level=level,
-        value=_num(peak.value),
-        units=spec.units,
-        threshold=threshold_of(spec, level, peak.material, overrides),
-        threshold_level=rule.min_level,
-        material=peak.material,
+    return _open(
+        session,
+        spec,
+        peak,
+        rule,
+        overrides,
+        attribution,
+        now,
         onset=onset,
-        period_start=peak.period_start,
         last_period=last_period,
-        freq=spec.freq,
-        periods_below=0,
-        coverage=_num(getattr(peak, "coverage", None)),
-        source=peak.source,
-        product=peak.product,
-        product_version=peak.product_version,
-        synthetic=bool(peak.synthetic),
-        attribution=attribution,
         provenance=_forecast_provenance(peak, facts),
-        sequence=1,
-        opened_at=now,
-        updated_at=now,
+        note=_forecast_note(spec, int(peak.level), peak.value, facts),
     )
-    session.add(alert)
-    session.add(
-        AlertEventRow(
-            alert_id=alert.id,
-            at=now,
-            event="opened",
-            level=level,
-            value=alert.value,
-            period_start=peak.period_start,
-            actor="system",
-            note=_forecast_note(spec, level, peak.value, facts),
-        )
-    )
-    return alert
 
 
 def _update_forecast(
