@@ -151,6 +151,16 @@ class IndicatorSpec:
     def default_params(self) -> dict[str, Any]:
         return {name: p.default for name, p in self.parameters.items()}
 
+    def describe(self, value: float | None) -> str:
+        """A value as a reader should see it: a category's name, or the number with its units."""
+        if value is None or value != value:
+            return "no data"
+        if isinstance(self.levels, CategoryLevels) and float(value).is_integer():
+            name = self.levels.categories.get(int(value))
+            if name is not None:
+                return f"{name} (category {int(value)})"
+        return f"{value:.4g}" if self.units in ("", "1") else f"{value:.4g} {self.units}"
+
 
 _REGISTRY: dict[str, IndicatorSpec] = {}
 

@@ -157,19 +157,29 @@ def _local_url(host: str, port: int) -> str:
 def _print_alert_summary(store) -> None:
     from indicators import level_name
 
-    rows, total = store.list_alerts(limit=1000)
-    table = Table(title=f"Alerts ({total})")
+    rows, _ = store.list_alerts(limit=1000)
+    current = [r for r in rows if r.status != "resolved" and r.kind != "forecast"]
+    table = Table(title=f"Open and acknowledged alerts ({len(current)})")
     for col in ("site", "indicator", "severity", "status", "onset", "value"):
         table.add_column(col)
-    for a in [r for r in rows if r.status != "resolved" and r.kind != "forecast"][:20]:
-        value = "" if a.value is None else f"{a.value:g} {a.units}"
-        table.add_row(a.site_id, a.indicator_id, level_name(a.level), a.status, str(a.onset), value)
+    for a in current[:20]:
+        table.add_row(a.site_id, a.indicator_id, level_name(a.level), a.status, str(a.onset), _shown(a))
     by_status: dict[str, int] = {}
     for a in rows:
         by_status[a.status] = by_status.get(a.status, 0) + 1
     out.print(table)
     _print_forecast_alerts([r for r in rows if r.status != "resolved" and r.kind == "forecast"])
     out.print("Alerts by status: " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none"))
+
+
+def _shown(alert) -> str:
+    """An alert's value as its indicator names it (a category, or the number with its units)."""
+    import indicators
+
+    try:
+        return indicators.get(alert.indicator_id).describe(alert.value)
+    except indicators.UnknownIndicatorError:
+        return "" if alert.value is None else f"{alert.value:g} {alert.units}"
 
 
 def _print_forecast_alerts(rows) -> None:
@@ -184,11 +194,10 @@ def _print_forecast_alerts(rows) -> None:
         table.add_column(col)
     for a in rows[:20]:
         facts = forecast_facts(a)
-        peak = "" if a.value is None else f"{a.value:g} {a.units}"
         expected = f"{facts.expected_start} – {facts.expected_end}" if facts else str(a.onset)
         lead = f"{facts.lead_time_days} d" if facts else ""
         issued = f"{facts.issued:%Y-%m-%d %H:%M} UTC" if facts else ""
-        table.add_row(a.site_id, a.indicator_id, level_name(a.level), expected, lead, issued, peak)
+        table.add_row(a.site_id, a.indicator_id, level_name(a.level), expected, lead, issued, _shown(a))
     out.print(table)
 
 

@@ -32,7 +32,6 @@ from sqlalchemy import (
     Column,
     Connection,
     Date,
-    DateTime,
     Engine,
     MetaData,
     String,
@@ -46,6 +45,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from monitor.store.tables import UTCDateTime
+
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
@@ -56,8 +57,8 @@ scheduler_leases = Table(
     metadata,
     Column("name", String(40), primary_key=True),
     Column("owner", String(100), nullable=False),
-    Column("acquired_at", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
 )
 
 backfill_progress = Table(
@@ -68,7 +69,7 @@ backfill_progress = Table(
     Column("period_end", Date, nullable=False),
     Column("done_through", Date, nullable=False),
     Column("run_id", String(40)),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 system_alerts = Table(
@@ -81,9 +82,9 @@ system_alerts = Table(
     Column("status", String(16), nullable=False),  # open | resolved
     Column("message", Text, nullable=False),
     Column("newest_data", Date),
-    Column("opened_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("resolved_at", DateTime(timezone=True)),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
 )
 
 

@@ -12,7 +12,6 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -23,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from monitor.store.tables import Base
+from monitor.store.tables import Base, UTCDateTime
 
 
 class SubscriptionOptionsRow(Base):
@@ -45,7 +44,7 @@ class AlertDeliveryMarkRow(Base):
 
     alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
     sequence: Mapped[int] = mapped_column(Integer)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class AlertDeliveryRow(Base):
@@ -66,11 +65,11 @@ class AlertDeliveryRow(Base):
     channel: Mapped[str] = mapped_column(String(10))  # webhook | email
     status: Mapped[str] = mapped_column(String(10))  # pending | delivered | dead
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         UniqueConstraint("subscription_id", "alert_id", "sequence", name="uq_alert_deliveries_key"),

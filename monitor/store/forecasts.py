@@ -16,7 +16,6 @@ import pandas as pd
 from sqlalchemy import (
     Boolean,
     Date,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -31,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from monitor.store.repository import Store, utcnow
-from monitor.store.tables import Base, BigId
+from monitor.store.tables import Base, BigId, UTCDateTime
 
 #: Columns of forecast value records (besides `source` and `issued`, which come with the issue).
 RECORD_COLUMNS = (
@@ -57,7 +56,7 @@ class ForecastIssueRow(Base):
     __tablename__ = "forecast_issues"
 
     source: Mapped[str] = mapped_column(String(40), primary_key=True)
-    issued: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    issued: Mapped[datetime] = mapped_column(UTCDateTime)
     observed_until: Mapped[date] = mapped_column(Date)  # newest observed day when it was stored
     first_day: Mapped[date | None] = mapped_column(Date)  # first and last valid day kept
     last_day: Mapped[date | None] = mapped_column(Date)
@@ -65,7 +64,7 @@ class ForecastIssueRow(Base):
     product_version: Mapped[str] = mapped_column(String(60))
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
     attribution: Mapped[str] = mapped_column(Text)
-    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class ForecastValueRow(Base):
@@ -81,7 +80,7 @@ class ForecastValueRow(Base):
     source: Mapped[str] = mapped_column(String(40))
     site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     indicator_id: Mapped[str] = mapped_column(String(80))
-    issued: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    issued: Mapped[datetime] = mapped_column(UTCDateTime)
     valid_day: Mapped[date] = mapped_column(Date)
     lead_days: Mapped[int] = mapped_column(SmallInteger)
     period_start: Mapped[date] = mapped_column(Date)

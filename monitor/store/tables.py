@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
@@ -19,6 +19,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     literal_column,
 )
@@ -33,6 +34,23 @@ NAMING = {
 }
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None:
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -62,8 +80,8 @@ class SiteRow(Base):
     min_lat: Mapped[float] = mapped_column(Float)
     max_lon: Mapped[float] = mapped_column(Float)
     max_lat: Mapped[float] = mapped_column(Float)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_sites_bbox", "min_lon", "max_lon", "min_lat", "max_lat"),)
 
@@ -93,7 +111,7 @@ class IndicatorValueRow(Base):
     product_version: Mapped[str] = mapped_column(String(60))
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
     coverage: Mapped[float | None] = mapped_column(Float)
-    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         UniqueConstraint("site_id", "indicator_id", "period_start", name="uq_indicator_values_key"),
@@ -130,13 +148,13 @@ class AlertRow(Base):
     attribution: Mapped[str] = mapped_column(Text)
     provenance: Mapped[dict] = mapped_column(JSON, default=dict)
     sequence: Mapped[int] = mapped_column(Integer, default=1)  # bumps on every notifiable change
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_by: Mapped[str | None] = mapped_column(String(100))
     ack_note: Mapped[str | None] = mapped_column(Text)
     false_alarm: Mapped[bool] = mapped_column(Boolean, default=False)
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_by: Mapped[str | None] = mapped_column(String(100))
 
     events: Mapped[list[AlertEventRow]] = relationship(passive_deletes=True, lazy="raise")
@@ -151,7 +169,7 @@ class AlertEventRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
     event: Mapped[str] = mapped_column(String(20))  # opened | escalated | acknowledged | resolved
     level: Mapped[int | None] = mapped_column(SmallInteger)
     value: Mapped[float | None] = mapped_column(Float)
@@ -179,8 +197,8 @@ class RunRow(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     source: Mapped[str] = mapped_column(String(40), index=True)
     mode: Mapped[str] = mapped_column(String(10))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     period_start: Mapped[date | None] = mapped_column(Date)
     period_end: Mapped[date | None] = mapped_column(Date)
     sites: Mapped[int] = mapped_column(Integer, default=0)
@@ -199,7 +217,7 @@ class WatermarkRow(Base):
     site_id: Mapped[str] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
     last_day: Mapped[date] = mapped_column(Date)
     product_version: Mapped[str] = mapped_column(String(60))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class ApiKeyRow(Base):
@@ -213,9 +231,9 @@ class ApiKeyRow(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(10))  # admin | manager | reader
     site_ids: Mapped[list] = mapped_column(JSON, default=list)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SubscriptionRow(Base):
@@ -230,4 +248,4 @@ class SubscriptionRow(Base):
     target: Mapped[str] = mapped_column(Text)
     secret: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str] = mapped_column(String(8), default="en")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

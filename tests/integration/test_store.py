@@ -1,12 +1,13 @@
 """The store on SQLite and PostgreSQL: migrations, sites, idempotent value upserts, keys."""
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
 from sqlalchemy import inspect
 
 from monitor.store.db import upgrade
+from monitor.store.tables import UTCDateTime
 from sites import SiteNotFoundError
 from tests.conftest import make_site
 
@@ -91,3 +92,18 @@ def test_keys_are_hashed_and_revocable(store):
     assert store.verify_key("hm_wrong") is None
     assert store.revoke_key(key.id) and store.verify_key(key.secret) is None
     assert not store.revoke_key(key.id)
+
+
+def test_timestamps_come_back_in_utc_on_every_database(store):
+    """SQLite keeps no offset: stored instants must still read back as aware UTC datetimes."""
+    run_id = store.start_run("era5_land", "demo", date(2026, 1, 1), date(2026, 1, 31), 3)
+    (run,), _ = store.list_runs("era5_land")
+    assert run.id == run_id and run.started_at.tzinfo is not None
+    assert abs(run.started_at - datetime.now(UTC)) < timedelta(minutes=5)
+    store.finish_run(run_id, "ok", 0, 0, None)
+    (run,), _ = store.list_runs("era5_land")
+    assert run.finished_at.utcoffset() == timedelta(0) and run.finished_at >= run.started_at
+    # an aware instant in another zone is stored as the same instant
+    cest = datetime(2026, 7, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    bound = UTCDateTime().process_bind_param(cest, None)
+    assert bound == cest and bound.tzinfo == UTC and bound.hour == 12

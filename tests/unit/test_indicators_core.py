@@ -95,3 +95,17 @@ def test_worst_material_decides_and_is_named():
     assert decider[0, 0] == spec.materials.index("marble")
     assert decider[1, 0] == spec.materials.index("timber")
     assert decider[2, 0] == -1
+
+
+def test_describe_names_categories_and_keeps_units():
+    flood = indicators.get("flood_return_period")
+    assert isinstance(flood.levels, indicators.CategoryLevels)
+    code, name = next(iter(flood.levels.categories.items()))
+    assert flood.describe(float(code)) == f"{name} (category {code})"
+    rx5 = indicators.get("max_5day_precipitation")
+    assert rx5.describe(210.9114) == "210.9 mm"
+    assert rx5.describe(None) == rx5.describe(float("nan")) == "no data"
+    dimensionless = next(
+        s for s in indicators.catalog() if s.units == "1" and isinstance(s.levels, indicators.Thresholds)
+    )
+    assert dimensionless.describe(0.2394) == "0.2394"
