@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from shapely.geometry import box
+import shapely
 
 from sites.model import Site, SiteSet
 
@@ -48,7 +48,16 @@ def european_sites(n: int, half: float = 0.005, seed: int = 0) -> SiteSet:
     west, south, east, north = EUROPE
     lon = rng.uniform(west, east, n)
     lat = rng.uniform(south, north, n)
+    squares = shapely.box(lon - half, lat - half, lon + half, lat + half)  # all at once
     return SiteSet(
-        Site(id=f"b{i:06d}", name=f"Bench {i}", geometry=box(x - half, y - half, x + half, y + half))
-        for i, (x, y) in enumerate(zip(lon, lat, strict=True))
+        Site(id=f"b{i:06d}", name=f"Bench {i}", geometry=geometry) for i, geometry in enumerate(squares)
     )
+
+
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages, to judge how busy the shared machine was."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "load average: unknown"
+    return f"load average: {one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min)"

@@ -37,7 +37,7 @@ from api.auth import ReaderDep
 from api.deps import StoreDep
 from api.errors import COMMON_ERRORS, ProblemError, problem_responses
 from api.schemas import TimePoint, TimeSeriesPublic
-from indicators import CategoryLevels, IndicatorSpec, level_name
+from indicators import LEVELS, NO_DATA, CategoryLevels, IndicatorSpec, level_name
 from monitor.alerts.episodes import period_end
 from monitor.sources import SOURCES, attribution
 from sites import Site
@@ -153,6 +153,37 @@ def read_frames(
         part = raw[raw["indicator_id"] == spec.id].reset_index(drop=True)
         out[spec.id] = resample_frame(part, spec, resample)
     return out
+
+
+#: Level names by code, code -1 (no data) last so that it indexes from the end.
+_LEVEL_NAMES = np.array([*LEVELS, NO_DATA], dtype=object)
+
+
+def period_ends(starts: pd.Series, freq: str) -> pd.Series:
+    """Last day of each period starting at `starts` (`period_end` over a whole column)."""
+    starts = pd.to_datetime(starts)
+    if freq == "D":
+        return starts
+    if freq == "MS":
+        return starts + pd.offsets.MonthEnd(0)
+    if freq == "YS":
+        return starts + pd.offsets.YearEnd(0)
+    return starts + pd.tseries.frequencies.to_offset(freq) - pd.Timedelta(days=1)
+
+
+def point_columns(frame: pd.DataFrame, freq: str) -> dict[str, list]:
+    """The points of `frame` column by column: period_start and period_end (dates), value (None when
+    missing), level name and material. Built with array operations, not per row: a daily series of a few
+    decades has thousands of points, and the JSON responses are on the API's hottest path."""
+    values = frame["value"].to_numpy(dtype=float, na_value=np.nan)
+    materials = frame["material"].astype(object)
+    return {
+        "period_start": pd.to_datetime(frame["period_start"]).dt.date.tolist(),
+        "period_end": period_ends(frame["period_start"], freq).dt.date.tolist(),
+        "value": [None if v != v else v for v in values.tolist()],
+        "level": _LEVEL_NAMES[frame["level"].to_numpy(dtype=int)].tolist(),
+        "material": materials.where(materials.notna(), None).tolist(),
+    }
 
 
 def _provenance(frames: dict[str, pd.DataFrame]) -> tuple[str, bool, str]:
@@ -456,9 +487,11 @@ def read_many(
         series = []
         for ind, frame in frames.items():
             spec = specs[ind]
+            freq = effective_freq(spec, resample)
+            cols = point_columns(frame, freq)  # once per indicator, then picked per site
+            rows_of = frame.groupby(frame["site_id"].astype(str), sort=False).indices if len(frame) else {}
+            starts, ends, values, levels = (cols[c] for c in ("period_start", "period_end", "value", "level"))
             for site in site_list:
-                rows = frame[frame["site_id"] == site.id]
-                freq = effective_freq(spec, resample)
                 series.append(
                     {
                         "site": site.id,
@@ -468,14 +501,12 @@ def read_many(
                         "freq": freq,
                         "points": [
                             {
-                                "period_start": pd.Timestamp(r.period_start).date().isoformat(),
-                                "period_end": period_end(
-                                    pd.Timestamp(r.period_start).date(), freq
-                                ).isoformat(),
-                                "value": None if pd.isna(r.value) else float(r.value),
-                                "level": level_name(int(r.level)),
+                                "period_start": starts[i].isoformat(),
+                                "period_end": ends[i].isoformat(),
+                                "value": values[i],
+                                "level": levels[i],
                             }
-                            for r in rows.itertuples()
+                            for i in rows_of.get(site.id, ())
                         ],
                     }
                 )
@@ -532,7 +563,7 @@ def read_timeseries(
 
     def body(sources: str, synthetic: bool, attr: str) -> str:
         last = frame.iloc[-1] if len(frame) else None
-        ends = [period_end(pd.Timestamp(d).date(), freq) for d in frame["period_start"]]
+        cols = point_columns(frame, freq)
         return TimeSeriesPublic(
             site=site_id,
             site_name=site.name,
@@ -548,14 +579,8 @@ def read_timeseries(
             synthetic=synthetic,
             attribution=attr,
             points=[
-                TimePoint(
-                    period_start=pd.Timestamp(r.period_start).date(),
-                    period_end=e,
-                    value=None if pd.isna(r.value) else float(r.value),
-                    level=level_name(int(r.level)),
-                    material=None if pd.isna(r.material) else r.material,
-                )
-                for r, e in zip(frame.itertuples(), ends, strict=True)
+                TimePoint(period_start=s, period_end=e, value=v, level=lv, material=m)
+                for s, e, v, lv, m in zip(*cols.values(), strict=True)
             ],
         ).model_dump_json()
 

@@ -188,8 +188,11 @@ class Store:
             created = updated = unchanged = 0
             now = utcnow()
             sites = list(sites)
-            existing = {
-                r.id: r for r in session.scalars(select(SiteRow).where(SiteRow.id.in_([s.id for s in sites])))
+            ids = [s.id for s in sites]
+            existing = {  # in batches: SQLite binds at most 32,766 parameters per statement
+                r.id: r
+                for i in range(0, len(ids), _BATCH)
+                for r in session.scalars(select(SiteRow).where(SiteRow.id.in_(ids[i : i + _BATCH])))
             }
             for site in sites:
                 values = site_to_row_values(site)
@@ -237,10 +240,17 @@ class Store:
 
     def site_set(self, ids: Sequence[str] | None = None) -> SiteSet:
         """All sites (or those with these ids) as a SiteSet; unknown ids raise SiteNotFoundError."""
-        sites, _ = self.list_sites()
-        site_set = SiteSet(sites)
         if ids is None:
-            return site_set
+            sites, _ = self.list_sites()
+            return SiteSet(sites)
+        wanted = list(dict.fromkeys(ids))
+        with self.session() as s:  # only the rows asked for: a few sites out of 100,000 stay cheap
+            rows = [
+                r
+                for i in range(0, len(wanted), _BATCH)
+                for r in s.scalars(select(SiteRow).where(SiteRow.id.in_(wanted[i : i + _BATCH])))
+            ]
+        site_set = SiteSet(row_to_site(r) for r in sorted(rows, key=lambda r: r.id))  # by id, as list_sites
         for site_id in ids:
             if site_id not in site_set:
                 raise SiteNotFoundError(site_id)
@@ -361,19 +371,10 @@ class Store:
             return
         table = WatermarkRow.__table__
         now = utcnow()
-        stmt = _insert(session, table).values(
-            [
-                {
-                    "source": source,
-                    "site_id": sid,
-                    "last_day": last_day,
-                    "product_version": version,
-                    "updated_at": now,
-                }
-                for sid in site_ids
-            ]
-        )
-        ex = stmt.excluded
+        common = {"source": source, "last_day": last_day, "product_version": version, "updated_at": now}
+        rows = [{"site_id": sid, **common} for sid in site_ids]
+        stmt = _insert(session, table)  # executemany in batches: one VALUES list would overflow SQLite's
+        ex = stmt.excluded  # bound-parameter limit at 100,000 sites, and compiles slowly long before
         stmt = stmt.on_conflict_do_update(
             index_elements=["source", "site_id"],
             set_={
@@ -383,7 +384,9 @@ class Store:
             },
             where=table.c.last_day < ex.last_day,
         )
-        session.execute(stmt)
+        conn = session.connection()
+        for i in range(0, len(rows), _BATCH):
+            conn.execute(stmt, rows[i : i + _BATCH])
 
     # ---- runs --------------------------------------------------------------------------------------
     def start_run(self, source: str, mode: str, start: date | None, end: date | None, n_sites: int) -> str:

@@ -1,0 +1,98 @@
+"""How the figures grow from 1,000 to 10,000 to 100,000 sites: indicators, extraction, daily refresh.
+
+For each size: the reduction-type indicator suite (ours only: the baselines of `benchmarks.indicators` run
+at 1,000 and 10,000 sites there) on `--years` years of daily synthetic data (default 3: 100,000 sites ×
+30 years would be a 26 GB cube), the zonal extraction of the 0.1° European grid × 365 days (weights
+computed, then cached), and the daily refresh of `benchmarks.refresh`. Each line ends with the growth
+factor of the time per 10× sites: 10 is linear, less is better than linear.
+
+Run: `python -m benchmarks scaling [--sites 1000 10000 100000] [--years 3] [--skip-refresh]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+
+from benchmarks import extraction, refresh
+from benchmarks import indicators as indicator_bench
+from benchmarks.common import european_sites, load_average, machine, timed
+from monitor import extract
+
+
+def indicator_time(n_sites: int, years: int) -> float:
+    """Seconds of the reduction suite (`indicators.compute`) on n_sites × `years` years."""
+    start = dt.date(indicator_bench.END.year - years + 1, 1, 1)
+    cube = indicator_bench.build_cube(min(n_sites, 1000)).sel(time=slice(str(start), None))
+    if n_sites > 1000:  # tile as `benchmarks.indicators` does, on the shorter period
+        import xarray as xr
+
+        reps = -(-n_sites // 1000)
+        cube = xr.concat([cube] * reps, dim="site").isel(site=slice(0, n_sites))
+        cube = cube.assign_coords(site=[f"t{i:06d}" for i in range(n_sites)])
+    indicator_bench.ours(cube.isel(site=slice(0, 2)))  # numba kernels load on first use
+    _, seconds = timed(lambda: indicator_bench.ours(cube))
+    return seconds
+
+
+def extraction_times(n_sites: int, grid) -> tuple[float, float]:
+    """Seconds of `reduce_to_sites` over n_sites polygons: weights computed, weights cached."""
+    sites = european_sites(n_sites)
+    extract._CACHE.clear()
+    _, cold = timed(lambda: extract.reduce_to_sites(grid, sites))
+    _, warm = timed(lambda: extract.reduce_to_sites(grid, sites))
+    return cold, warm
+
+
+def growth(times: list[float]) -> str:
+    """Time ratio per step (each step is 10× sites in the default sizes)."""
+    return ", ".join(f"×{b / a:.1f}" for a, b in itertools.pairwise(times)) or "-"
+
+
+def run(sizes: list[int], years: int, with_refresh: bool, history_days: int) -> dict[str, list[float]]:
+    """Every figure at every size; printed as it goes, returned by name."""
+    figures: dict[str, list[float]] = {"indicators": [], "extraction_cold": [], "extraction_warm": []}
+    if with_refresh:
+        figures["refresh"] = []
+    grid = extraction.build_grid()
+    for n in sizes:
+        print(f"\n{n:,} sites ({load_average()})", flush=True)
+        t = indicator_time(n, years)
+        figures["indicators"].append(t)
+        print(f"  indicators (reduction suite, {years} y):  {t:8.2f} s", flush=True)
+        cold, warm = extraction_times(n, grid)
+        figures["extraction_cold"].append(cold)
+        figures["extraction_warm"].append(warm)
+        print(
+            f"  extraction (0.1° grid x 365 d): {cold:8.2f} s weights computed, {warm:.2f} s cached",
+            flush=True,
+        )
+        if with_refresh:
+            r = refresh.run(n, history_days)
+            figures["refresh"].append(r["wall_s"])
+            print(
+                f"  daily refresh: {r['wall_s']:8.2f} s, {r['values']:,} values, {r['alerts']:,} alerts, "
+                f"peak RSS {r['peak_rss_mib']:,.0f} MiB",
+                flush=True,
+            )
+    step = ", ".join(f"{a:,} → {b:,}" for a, b in itertools.pairwise(sizes))
+    print(f"\ngrowth of the time per step ({step}; ×10 per 10× sites is linear):")
+    for name, times in figures.items():
+        print(f"  {name:<18} " + "  ".join(f"{t:8.2f} s" for t in times) + f"   growth {growth(times)}")
+    return figures
+
+
+def main(argv: list[str] | None = None) -> dict[str, list[float]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sites", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument("--years", type=int, default=3, help="years of daily data for the indicators")
+    parser.add_argument("--history-days", type=int, default=31, help="backfill before the daily refresh")
+    parser.add_argument("--skip-refresh", action="store_true", help="indicators and extraction only")
+    args = parser.parse_args(argv)
+    print(machine())
+    return run(args.sites, args.years, not args.skip_refresh, args.history_days)
+
+
+if __name__ == "__main__":
+    main()
