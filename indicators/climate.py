@@ -188,12 +188,31 @@ def _state_changes(x: np.ndarray, upper: float, lower: float) -> np.ndarray:
     return ((filled != prev) & ~np.isnan(prev) & ~np.isnan(state)).astype(float)
 
 
-def _baseline(time: pd.DatetimeIndex, start: int, end: int) -> tuple[slice | None, str]:
-    """The baseline years [start, end] if the record covers them, else None (use the whole record)."""
-    first, last = time.min().normalize(), time.max().normalize()
-    if first <= pd.Timestamp(f"{start}-01-01") and last >= pd.Timestamp(f"{end}-12-31"):
-        return slice(f"{start}-01-01", f"{end}-12-31"), f"{start}-01-01/{end}-12-31"
-    whole = f"whole record {first:%Y-%m-%d}/{last:%Y-%m-%d}"
+def _ymd(t: Any) -> int:
+    """A date (pandas Timestamp, datetime or cftime object of any calendar) as the integer YYYYMMDD."""
+    return t.year * 10_000 + t.month * 100 + t.day
+
+
+def _day_text(t: Any) -> str:
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}"
+
+
+def _covers(time: pd.Index, first_day: str, last_day: str) -> bool:
+    """Whether a time axis (Gregorian or any cftime calendar) covers the days `first_day`..`last_day`
+    (YYYY-MM-DD). The end is judged by the day after the last step, so a 360-day year ending on 30
+    December covers "…-12-31"."""
+    first, last = time.min(), time.max()
+    start, end = (int(d.replace("-", "")) for d in (first_day, last_day))
+    return _ymd(first) <= start and _ymd(last + pd.Timedelta(days=1)) > end
+
+
+def _baseline(time: pd.Index, start: int, end: int) -> tuple[slice | None, str]:
+    """The baseline years [start, end] if the record covers them, else None (use the whole record).
+
+    Calendar-agnostic: `time` may be a DatetimeIndex or a CFTimeIndex (360_day, noleap, …)."""
+    if _covers(time, f"{start:04d}-01-01", f"{end:04d}-12-31"):
+        return slice(f"{start:04d}", f"{end:04d}"), f"{start}-01-01/{end}-12-31"
+    whole = f"whole record {_day_text(time.min())}/{_day_text(time.max())}"
     return None, f"{whole} (the baseline {start}–{end} is not covered by the data)"
 
 
@@ -427,18 +446,17 @@ def drought_spi3(
     once (checked against xclim in the tests). When the data do not cover the calibration period, the whole
     record calibrates (`attrs["calibration"]`).
     """
-    start, end = pd.Timestamp(cal_start), pd.Timestamp(cal_end)
-    time = pr.indexes["time"]
+    time = pr.indexes["time"]  # a DatetimeIndex or a CFTimeIndex: compared as YYYYMMDD integers
     months = pr.resample(time=MONTHLY).mean()
     if months.sizes["time"] < max(window, 3):  # too short to fit a distribution: no SPI, not zero
         return xr.full_like(months, np.nan).assign_attrs(units="1", calibration="none: record too short")
-    if time.min().normalize() <= start and time.max().normalize() >= end:
+    if _covers(time, cal_start, cal_end):
         cal = {"cal_start": cal_start, "cal_end": cal_end}
         calibration = f"{cal_start}/{cal_end}"
     else:
         cal = {"cal_start": None, "cal_end": None}
         calibration = (
-            f"whole record {time.min():%Y-%m-%d}/{time.max():%Y-%m-%d} "
+            f"whole record {_day_text(time.min())}/{_day_text(time.max())} "
             f"(the calibration period {cal_start}/{cal_end} is not covered by the data)"
         )
     # xclim's preprocessing (monthly means, then a rolling mean with skipna=False), then its fit and
@@ -446,8 +464,9 @@ def drought_spi3(
     rolled = months.rolling(time=window).mean(skipna=False)
     calibrate = np.ones(rolled.sizes["time"], dtype=bool)
     if cal["cal_start"] is not None:
-        stamps = rolled.indexes["time"]
-        calibrate = np.asarray((stamps >= start.normalize()) & (stamps <= end), dtype=bool)
+        stamps = np.array([_ymd(t) for t in rolled.indexes["time"]])
+        first, last = (int(d.replace("-", "")) for d in (cal_start, cal_end))
+        calibrate = (stamps >= first) & (stamps <= last)
     out = xr.apply_ufunc(
         kernels.spi_gamma_app,
         rolled,

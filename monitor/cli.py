@@ -137,6 +137,7 @@ def demo(
         )
     out.print("[bold yellow]All demo data are SYNTHETIC[/] (a deterministic generator, not Copernicus data).")
     code = _run_pipeline(pipeline, None, None, None, sites.ids)
+    code = max(code, _run_projections(settings, store, sites))
     _print_alert_summary(store)
     if not store.list_keys():
         key = store.create_key("demo admin", "admin")
@@ -149,6 +150,60 @@ def demo(
     _serve(settings, host, port, with_scheduler=True)
 
 
+def _run_projections(settings: Settings, store, sites) -> int:
+    """Compute and store the projected indicators of `sites` for every run of the projections source;
+    prints a summary and returns an exit code (0 ok, 1 some run failed or the computation was refused)."""
+    from monitor.projections import ProjectionError, compute_projections
+    from monitor.sources.synthetic_projections import SyntheticProjections
+
+    try:
+        from monitor.sources.projections import make_projection_source
+    except ImportError:  # the data-access module is absent: the demo source serves
+        source = SyntheticProjections(settings)
+    else:
+        source = make_projection_source(settings)
+    reference = None
+    if settings.projections_bias_adjust == "eqm":
+        from monitor.store.variables import VariableStore
+
+        reference = VariableStore(settings.data_dir / "variables").read(
+            "era5_land", sites.ids, variables=["tas", "tasmin", "tasmax", "pr"]
+        )
+    try:
+        report = compute_projections(
+            settings, store, source, sites, reference, progress=lambda n: err.print(f"projections: {n}")
+        )
+    except ProjectionError as exc:
+        err.print(f"[bold red]projections:[/] {exc}")
+        return 1
+    out.print(
+        f"Climate projections ({source.mode}): {len(report.runs)} run(s), {report.values_written} value(s) "
+        f"written, {report.alerts_raised} projected alert(s) raised, {report.alerts_resolved} resolved"
+    )
+    for failure in report.failed:
+        err.print(f"[yellow]projection run failed:[/] {failure}")
+    return 1 if report.failed else 0
+
+
+@app.command()
+def projections(
+    sites: Annotated[
+        str | None, typer.Option("--sites", help="Comma-separated site ids (default: all).")
+    ] = None,
+) -> None:
+    """Compute and store projected climate indicators (per model, scenario and period) for the sites."""
+    from sites import SiteNotFoundError
+
+    settings, store = _store()
+    try:
+        site_set = store.site_set([s.strip() for s in sites.split(",")] if sites else None)
+    except SiteNotFoundError as exc:
+        raise fail(str(exc)) from None
+    if not len(site_set):
+        raise fail("no sites registered; import some first (`heritage-monitor sites import`)", 1)
+    raise typer.Exit(_run_projections(settings, store, site_set))
+
+
 def _local_url(host: str, port: int) -> str:
     """The address to open in a browser on this machine for a server listening on host:port."""
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
@@ -158,7 +213,7 @@ def _print_alert_summary(store) -> None:
     from indicators import level_name
 
     rows, _ = store.list_alerts(limit=1000)
-    current = [r for r in rows if r.status != "resolved" and r.kind != "forecast"]
+    current = [r for r in rows if r.status != "resolved" and r.kind == "observed"]
     table = Table(title=f"Open and acknowledged alerts ({len(current)})")
     for col in ("site", "indicator", "severity", "status", "onset", "value"):
         table.add_column(col)
@@ -169,6 +224,9 @@ def _print_alert_summary(store) -> None:
         by_status[a.status] = by_status.get(a.status, 0) + 1
     out.print(table)
     _print_forecast_alerts([r for r in rows if r.status != "resolved" and r.kind == "forecast"])
+    planning = sum(r.status != "resolved" and r.kind == "projected" for r in rows)
+    if planning:
+        out.print(f"Planning alerts from climate projections: {planning} (GET /api/v1/alerts?kind=projected)")
     out.print("Alerts by status: " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none"))
 
 

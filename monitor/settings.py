@@ -293,6 +293,57 @@ class Settings(BaseSettings):
         "day after the newest observed day), store its indicator values and raise forecast alerts.",
     )
 
+    # --- climate projections: source ---
+    projections_mode: SourceMode = Field(
+        "demo",
+        description="Climate projections: demo (synthetic models) | local (CORDEX/CMIP6 daily NetCDF files "
+        "in `HM_PROJECTIONS_PATH`) | remote (C3S projections through the CDS, `HM_CDS_KEY`).",
+    )
+    projections_path: Path | None = Field(
+        None,
+        description="Folder (or file) of CORDEX/CMIP6 daily NetCDF or ZIP files for local mode; model, "
+        "experiment, variable and years are read from the ESGF file names or the global attributes.",
+    )
+    projections_dataset: Literal["cordex", "cmip6"] = Field(
+        "cordex",
+        description="C3S projections dataset: `cordex` (projections-cordex-domains-single-levels, EUR-11 "
+        "daily) or `cmip6` (projections-cmip6, daily).",
+    )
+    projections_models: str = Field(
+        "",
+        pattern=r"^[\w.\-/@]*(,[\w.\-/@]+)*$",
+        description="Comma-separated models in the CDS spelling: CORDEX `<gcm>/<rcm>` (e.g. "
+        "`mpi_m_mpi_esm_lr/smhi_rca4`), CMIP6 `<model>` (e.g. `mpi_esm1_2_lr`), each optionally "
+        "`@<ensemble member>` (default `r1i1p1`); empty: a default set of three models of the dataset "
+        "(local mode: every model found in the files).",
+    )
+    projections_scenarios: str = Field(
+        "",
+        pattern=r"^[\w]*(,[\w]+)*$",
+        description="Comma-separated scenarios as the CDS spells them (`rcp_4_5,rcp_8_5` for CORDEX, "
+        "`ssp2_4_5,ssp5_8_5` for CMIP6); empty: those two of the dataset.",
+    )
+
+    # --- climate projections: computation ---
+    projections_baseline: str = Field(
+        "1981-2010",
+        pattern=r"^\d{4}-\d{4}$",
+        description="Baseline period of climate projections, `YYYY-YYYY` (inclusive): changes are future "
+        "period means minus this period's mean, per model.",
+    )
+    projections_periods: str = Field(
+        "2021-2050,2041-2070,2071-2100",
+        pattern=r"^\d{4}-\d{4}(,\d{4}-\d{4})*$",
+        description="Future periods of climate projections, comma-separated `YYYY-YYYY` (inclusive).",
+    )
+    projections_bias_adjust: Literal["none", "eqm"] = Field(
+        "none",
+        description="Bias adjustment of projected daily tas/tasmin/tasmax/pr before the indicators: `none` "
+        "(changes against each model's own baseline) or `eqm` (empirical quantile mapping per month "
+        "against the site's stored ERA5-Land days of the baseline; additive for temperature, "
+        "multiplicative for precipitation; xsdba).",
+    )
+
     # --- alert delivery (CAP, Atom, webhooks, e-mail) -------------------------------------------
     public_base_url: str | None = Field(
         None,

@@ -56,6 +56,9 @@ LEASE = timedelta(minutes=15)  # a claimed row is tried again after this if its 
 DEFAULT_BASE_URL = "http://localhost:8000"
 _BATCH = 200
 
+#: Alert kinds pushed to subscribers; projected (planning) alerts are shown in the API and feeds only.
+PUSHED_KINDS = ("observed", "forecast")
+
 
 class SubscriptionError(ValueError):
     """A subscription request that cannot be accepted (unknown channel, level, language, bad target)."""
@@ -281,10 +284,11 @@ def enqueue(
             select(AlertRow)
             .outerjoin(marks, marks.alert_id == AlertRow.id)
             .where(or_(marks.sequence.is_(None), AlertRow.sequence > marks.sequence))
+            .where(AlertRow.kind.in_(PUSHED_KINDS))
         )
         alerts = list(session.scalars(q))
     else:
-        rows = list(alert_rows)
+        rows = [a for a in alert_rows if a.kind in PUSHED_KINDS]
         seen = dict(
             session.execute(
                 select(marks.alert_id, marks.sequence).where(marks.alert_id.in_([a.id for a in rows]))

@@ -48,6 +48,9 @@ def dump(url: str) -> dict:
             "watermarks",
             "runs",
             "api_keys",
+            "forecast_values",
+            "forecast_issues",
+            "projection_values",
         ):
             out[table] = sorted(map(tuple, conn.execute(text(f"SELECT * FROM {table}")).all()), key=repr)
     engine.dispose()

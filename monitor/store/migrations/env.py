@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from monitor.store import delivery_tables, forecasts  # noqa: F401  (register their tables on Base)
+from monitor.store import delivery_tables, forecasts, projections  # noqa: F401  (tables on Base)
 from monitor.store.tables import Base
 
 config = context.config
