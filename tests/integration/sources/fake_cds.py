@@ -144,6 +144,53 @@ SCHEMAS["cams-europe-air-quality-forecasts"] = {
     "data_format": _enum(["netcdf", "netcdf_zip", "grib"], array=False),
 }
 
+_PROJECTION_YEARS = [str(y) for y in range(1850, 2101)]
+SCHEMAS["projections-cordex-domains-single-levels"] = {
+    "domain": _enum(["europe", "mediterranean"], array=False),
+    "experiment": _enum(["evaluation", "historical", "rcp_2_6", "rcp_4_5", "rcp_8_5"], array=False),
+    "horizontal_resolution": _enum(["0_11_degree_x_0_11_degree", "0_44_degree_x_0_44_degree"], array=False),
+    "temporal_resolution": _enum(["daily_mean", "monthly_mean", "seasonal_mean", "fixed"], array=False),
+    "variable": _enum(
+        [
+            "2m_air_temperature",
+            "maximum_2m_temperature_in_the_last_24_hours",
+            "minimum_2m_temperature_in_the_last_24_hours",
+            "mean_precipitation_flux",
+            "2m_relative_humidity",
+            "2m_surface_specific_humidity",
+            "surface_pressure",
+            "orography",
+        ]
+    ),
+    "gcm_model": _enum(
+        ["mpi_m_mpi_esm_lr", "ichec_ec_earth", "cnrm_cerfacs_cnrm_cm5", "mohc_hadgem2_es"], array=False
+    ),
+    "rcm_model": _enum(["smhi_rca4", "clmcom_clm_cclm4_8_17", "knmi_racmo22e", "dmi_hirham5"], array=False),
+    "ensemble_member": _enum(["r1i1p1", "r2i1p1", "r3i1p1", "r12i1p1"], array=False),
+    "start_year": _enum(_PROJECTION_YEARS),
+    "end_year": _enum(_PROJECTION_YEARS),
+}
+SCHEMAS["projections-cmip6"] = {
+    "temporal_resolution": _enum(["daily", "monthly"], array=False),
+    "experiment": _enum(["historical", "ssp1_2_6", "ssp2_4_5", "ssp3_7_0", "ssp5_8_5"], array=False),
+    "variable": _enum(
+        [
+            "near_surface_air_temperature",
+            "daily_maximum_near_surface_air_temperature",
+            "daily_minimum_near_surface_air_temperature",
+            "precipitation",
+            "near_surface_relative_humidity",
+            "near_surface_specific_humidity",
+        ],
+        array=False,
+    ),
+    "model": _enum(["mpi_esm1_2_lr", "ec_earth3", "cnrm_cm6_1", "ipsl_cm6a_lr"], array=False),
+    "year": _enum(_PROJECTION_YEARS),
+    "month": _enum(_MONTHS),
+    "day": _enum(_DAYS),
+    "area": AREA,
+}
+
 #: The other published shape of the GloFAS historical schema (year/month/day, renamed variable).
 GLOFAS_NEW_SCHEMA = {
     **{
@@ -158,6 +205,19 @@ GLOFAS_NEW_SCHEMA = {
 }
 
 REQUIRED: dict[str, tuple[str, ...]] = {
+    "projections-cordex-domains-single-levels": (
+        "domain",
+        "experiment",
+        "horizontal_resolution",
+        "temporal_resolution",
+        "variable",
+        "gcm_model",
+        "rcm_model",
+        "ensemble_member",
+        "start_year",
+        "end_year",
+    ),
+    "projections-cmip6": ("temporal_resolution", "experiment", "variable", "model", "year", "month", "day"),
     "cams-europe-air-quality-forecasts": (
         "variable",
         "model",
