@@ -33,7 +33,8 @@ LABEL org.opencontainers.image.title="Heritage Monitor" \
 ENV PATH=/opt/heritage/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    HM_DATA_DIR=/var/lib/heritage
+    HM_DATA_DIR=/var/lib/heritage \
+    NUMBA_CACHE_DIR=/home/heritage/.cache/numba
 # The data dir exists and belongs to the service user, so a named volume mounted there inherits it.
 RUN groupadd --system --gid 10001 heritage \
     && useradd --system --uid 10001 --gid heritage --create-home --home-dir /home/heritage heritage \

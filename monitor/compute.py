@@ -3,7 +3,8 @@
 With the setting unset, `compute` is `indicators.compute` on the in-memory cube. With it set, the process
 connects one `distributed.Client` to that scheduler (once per process and address, closed at exit), chunks
 the cube over the site dimension (time stays one chunk: the kernels reduce whole series) and computes the
-indicator on the cluster, so a cube larger than one machine's memory streams through its workers. The
+indicator on the cluster's workers, chunk by chunk. The cube is read into this process first and sent with
+the task graph, so the cluster spreads the computation, not the reading of the stored data. The
 indicator functions are the same either way: they are vectorised over sites and dask-aware, so the values
 are identical (tests/scale/test_dask.py). An indicator whose code cannot run on a chunked cube is computed
 in-process instead, so the setting never changes what is stored.

@@ -261,8 +261,10 @@ def to_calendar(ds: xr.Dataset, calendar: str) -> xr.Dataset:
         src = offsets[t_year] + (t_doy * lengths[t_year]) // 360
     elif calendar in ("noleap", "365_day"):
         src = offsets[t_year] + t_doy + ((lengths[t_year] == 366) & (t_doy >= 59))  # skip 29 February
-    else:
+    elif calendar in ("standard", "gregorian", "proleptic_gregorian"):
         src = np.arange(target.size)
+    else:  # all_leap/366_day and julian would need their own day mapping
+        raise ValueError(f"calendar {calendar!r} is not supported; expected 360_day, noleap or standard")
     out = ds.isel(time=src).assign_coords(time=target)
     out["time"].attrs.update(standard_name="time", long_name="time", calendar=calendar)
     return out
@@ -681,3 +683,98 @@ def _same(alert: AlertRow, row, facts: dict) -> bool:
         and alert.onset == row.period_start
         and dict(alert.provenance or {}) == facts
     )
+
+
+# --- one recorded pass (CLI and scheduler) ---------------------------------------------------------------
+
+#: The name of projection passes in `runs`, pass leases and system alerts.
+SOURCE_ID = "projections"
+
+
+def projection_source(settings: Settings) -> Any:
+    """The projections source of `HM_PROJECTIONS_MODE` (the demo source when the data-access module is
+    absent from an installation)."""
+    try:
+        from monitor.sources.projections import make_projection_source
+    except ImportError:
+        from monitor.sources.synthetic_projections import SyntheticProjections
+
+        return SyntheticProjections(settings)
+    return make_projection_source(settings)
+
+
+def sites_without_projections(store: Store, added_after: datetime | None = None) -> list[str]:
+    """Ids of the sites with no stored projection, optionally only those registered after `added_after`
+    (sites added since the last projection pass, so a site whose projection failed waits for the next
+    regular pass instead of being retried at every check)."""
+    from monitor.store.projections import ProjectionValueRow
+    from monitor.store.tables import SiteRow
+
+    have = select(ProjectionValueRow.site_id).distinct()
+    q = select(SiteRow.id).where(SiteRow.id.not_in(have)).order_by(SiteRow.id)
+    if added_after is not None:
+        q = q.where(SiteRow.created_at > added_after)
+    with store.session() as s:
+        return list(s.scalars(q))
+
+
+def projection_pass(pipeline: Any, sites: SiteSet, progress: Callable[[str], None] | None = None) -> Any:
+    """One pass of the projections over `sites`, as `heritage-monitor projections` and the scheduler run it:
+    under the `projections` pass lease and time budget (`monitor.scheduler.guarded_pass`), recorded in `runs`
+    (status ok, partial when some model runs failed, failed when none succeeded or the source cannot be
+    used), with a `source_failure` system alert while passes fail. Returns a `SourceRunResult`; stored
+    projections are only replaced by the model runs that succeeded."""
+    from monitor.pipeline import SourceRunResult
+    from monitor.scheduler import guarded_pass
+
+    if not sites:
+        return SourceRunResult(SOURCE_ID, "skipped", error="no sites registered")
+    return guarded_pass(pipeline, SOURCE_ID, lambda worker: _recorded_pass(worker, sites, progress))
+
+
+def _recorded_pass(worker: Any, sites: SiteSet, progress: Callable[[str], None] | None) -> Any:
+    from monitor.pipeline import SourceRunResult
+    from monitor.scheduler import PassCancelledError
+
+    settings, store = worker.settings, worker.store
+    token = getattr(worker, "cancel", None)
+    try:
+        baseline, futures = configured_periods(settings)
+        first, last = min(p.start for p in [baseline, *futures]), max(p.end for p in [baseline, *futures])
+        start, end = date(first, 1, 1), date(last, 12, 31)
+    except ProjectionError:
+        start = end = None
+    run_id = store.start_run(SOURCE_ID, settings.projections_mode, start, end, len(sites))
+    result = SourceRunResult(SOURCE_ID, "running", run_id, start, end)
+
+    def step(name: str) -> None:  # between model runs: a pass given up on stops here
+        if token is not None:
+            token.check()
+        if progress:
+            progress(name)
+
+    try:
+        reference = None
+        if settings.projections_bias_adjust == "eqm":
+            from monitor.store.variables import VariableStore
+
+            reference = VariableStore(settings.data_dir / "variables").read(
+                "era5_land", sites.ids, variables=["tas", "tasmin", "tasmax", "pr"]
+            )
+        report = compute_projections(
+            settings, store, projection_source(settings), sites, reference, progress=step
+        )
+    except PassCancelledError:
+        raise
+    except Exception as exc:  # a source that cannot be used or a refused computation: recorded, not raised
+        log.warning("projection pass failed: %s", exc)
+        result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+    else:
+        result.values_written, result.alerts_raised = report.values_written, report.alerts_raised
+        if report.failed:
+            result.status = "partial" if report.runs else "failed"
+            result.error = "\n".join(report.failed)[:4000]
+        else:
+            result.status = "ok"
+    store.finish_run(run_id, result.status, result.values_written, result.alerts_raised, result.error)
+    return result
