@@ -123,6 +123,11 @@ def _attribution(frame: pd.DataFrame) -> tuple[list[str], bool, str]:
     return sources, synthetic, series_attribution("+".join(sources), synthetic, year)
 
 
+def _split(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The rows of each site, grouped once (not one boolean mask per site)."""
+    return {site: rows for site, rows in frame.groupby("site_id", sort=False)} if len(frame) else {}
+
+
 @router.get(
     "/status",
     summary="Current risk level and alert counts of every site (the dashboard map)",
@@ -136,13 +141,15 @@ def read_status(request: Request, store: StoreDep, _: ReaderDep, page: PageDep) 
     latest = store.latest_levels(ids) if ids else pd.DataFrame()
     counts = store.unresolved_alert_counts(ids) if ids else pd.DataFrame()
     buffers = buffer_geometries([s.geometry for s in sites], [s.buffer_m for s in sites])
+    by_site = _split(latest)
+    counts_by_site = _split(counts)
     out = []
     for site, grown in zip(sites, buffers, strict=True):
-        rows = latest[latest["site_id"] == site.id] if len(latest) else latest
+        rows = by_site.get(site.id, latest.iloc[:0])
         valid = rows[rows["level"] >= 0] if len(rows) else rows
         top = int(valid["level"].max()) if len(valid) else -1
         at_top = sorted(valid.loc[valid["level"] == top, "indicator_id"]) if top > 0 else []
-        mine = counts[counts["site_id"] == site.id] if len(counts) else counts
+        mine = counts_by_site.get(site.id, counts.iloc[:0])
         opened = mine[mine["status"] == "open"] if len(mine) else mine
         acked = mine[mine["status"] == "acknowledged"] if len(mine) else mine
         sources, synthetic, attr = _attribution(rows)
