@@ -12,7 +12,7 @@ indicators whose current period that day belongs to (daily ones for that day, mo
 so far, yearly ones over the year so far from the stored days; indicators needing the whole record read
 all of it), upserts the values, advances the alert episodes and watermarks, and takes the forecast when
 `HM_FORECASTS` is on (the default). Printed: wall time, values written, alerts raised (per source and in
-all) and the peak RSS of the child process (`resource.getrusage(RUSAGE_SELF)`). Target < 5 minutes for
+all) and the peak RSS of the child process (`VmHWM`, see `peak_rss_mib`). Target < 5 minutes for
 100,000 sites on 2 cores.
 
 Run: `python -m benchmarks.refresh [--sites 100000] [--history-days 31] [--database-url URL]`.
@@ -76,6 +76,19 @@ def setup(n_sites: int, data_dir: Path, database_url: str | None, history_days: 
     }
 
 
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process since it started its program, in MiB.
+
+    `VmHWM` of /proc/self/status: `getrusage(RUSAGE_SELF).ru_maxrss` would not do, because Linux carries
+    the high-water mark over fork and exec, so a child would report its parent's size (here the setup's).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def daily_pass(data_dir: Path, database_url: str | None) -> dict:
     """One daily pass of every daily demo source up to DAY (run inside the child process)."""
     pipeline = _pipeline(_settings(data_dir, database_url, DAY))
@@ -91,7 +104,7 @@ def daily_pass(data_dir: Path, database_url: str | None) -> dict:
         if r.status not in ("ok", "partial"):
             failed.append(f"{r.source}: {r.status} {r.error or ''}")
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_rss_mib()
     return {
         "wall_s": wall,
         "values": values,
@@ -139,6 +152,13 @@ def report(f: dict) -> None:
     )
     if f["failed"]:
         print("FAILED sources: " + "; ".join(f["failed"]))
+    if f["sites"] < 100_000:  # the target is for 100,000 sites: say what a linear growth would give
+        linear = f["wall_s"] * 100_000 / f["sites"]
+        print(
+            f"target < {TARGET_S / 60:.0f} min for 100,000 sites on 2 cores: not measured here "
+            f"({linear:,.0f} s if the time grew linearly from {f['sites']:,} sites)"
+        )
+        return
     met = f["wall_s"] < TARGET_S and not f["failed"]
     print(f"target < {TARGET_S / 60:.0f} min for 100,000 sites on 2 cores: " + ("met" if met else "MISSED"))
 

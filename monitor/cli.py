@@ -137,7 +137,7 @@ def demo(
         )
     out.print("[bold yellow]All demo data are SYNTHETIC[/] (a deterministic generator, not Copernicus data).")
     code = _run_pipeline(pipeline, None, None, None, sites.ids)
-    code = max(code, _run_projections(settings, store, sites))
+    code = max(code, _demo_projections(settings, store, sites))
     _print_alert_summary(store)
     if not store.list_keys():
         key = store.create_key("demo admin", "admin")
@@ -150,39 +150,40 @@ def demo(
     _serve(settings, host, port, with_scheduler=True)
 
 
+def _demo_projections(settings: Settings, store, sites) -> int:
+    """Projections for the demo sites that have none yet, so a second `demo` changes nothing stored (a
+    recompute is `heritage-monitor projections`)."""
+    from monitor.projections import sites_without_projections
+
+    missing = set(sites_without_projections(store))
+    todo = [s for s in sites.ids if s in missing]
+    if not todo:
+        out.print("Climate projections: already stored for every demo site (`heritage-monitor projections`)")
+        return 0
+    return _run_projections(settings, store, store.site_set(todo))
+
+
 def _run_projections(settings: Settings, store, sites) -> int:
-    """Compute and store the projected indicators of `sites` for every run of the projections source;
-    prints a summary and returns an exit code (0 ok, 1 some run failed or the computation was refused)."""
-    from monitor.projections import ProjectionError, compute_projections
-    from monitor.sources.synthetic_projections import SyntheticProjections
+    """One recorded projection pass over `sites` (the scheduler's code, `projection_pass`); prints a
+    summary and returns an exit code (0 ok, 1 a model run or the whole pass failed, or another process was
+    passing over the projections)."""
+    from monitor.pipeline import Pipeline
+    from monitor.projections import projection_pass
+    from monitor.store.variables import VariableStore
 
-    try:
-        from monitor.sources.projections import make_projection_source
-    except ImportError:  # the data-access module is absent: the demo source serves
-        source = SyntheticProjections(settings)
-    else:
-        source = make_projection_source(settings)
-    reference = None
-    if settings.projections_bias_adjust == "eqm":
-        from monitor.store.variables import VariableStore
-
-        reference = VariableStore(settings.data_dir / "variables").read(
-            "era5_land", sites.ids, variables=["tas", "tasmin", "tasmax", "pr"]
-        )
-    try:
-        report = compute_projections(
-            settings, store, source, sites, reference, progress=lambda n: err.print(f"projections: {n}")
-        )
-    except ProjectionError as exc:
-        err.print(f"[bold red]projections:[/] {exc}")
-        return 1
+    pipeline = Pipeline(settings, store, VariableStore(settings.data_dir / "variables"))
+    result = projection_pass(pipeline, sites, progress=lambda n: err.print(f"projections: {n}"))
     out.print(
-        f"Climate projections ({source.mode}): {len(report.runs)} run(s), {report.values_written} value(s) "
-        f"written, {report.alerts_raised} projected alert(s) raised, {report.alerts_resolved} resolved"
+        f"Climate projections ({settings.projections_mode}): {result.status}, {result.values_written} "
+        f"value(s) written, {result.alerts_raised} projected alert(s) raised or escalated"
     )
-    for failure in report.failed:
-        err.print(f"[yellow]projection run failed:[/] {failure}")
-    return 1 if report.failed else 0
+    if result.status in ("ok", "skipped"):
+        return 0
+    for line in (result.error or "no detail").splitlines():
+        err.print(f"[bold red]projections:[/] {line}", soft_wrap=True)
+    if result.status == "failed":
+        err.print("projections: no model run succeeded; the stored projections are unchanged")
+    return 1
 
 
 @app.command()
@@ -479,8 +480,47 @@ def sources_check() -> None:
             _yes_no(result.get("licence_accepted")),
             str(result.get("message", "")),
         )
+    result = _check_projections(settings)
+    if settings.projections_mode != "demo" and result.get("reachable") is False:
+        worst = 1
+    table.add_row(
+        "projections",
+        "climate projections",
+        settings.projections_mode,
+        _yes_no(result.get("reachable")),
+        _yes_no(result.get("licence_accepted")),
+        str(result.get("message", "")),
+    )
     out.print(table)
     raise typer.Exit(worst)
+
+
+def _check_projections(settings: Settings) -> dict:
+    """Whether the projections can run in their mode: the configured runs are valid, and the local files
+    hold them, or the CDS accepts the credentials and the dataset's licence (CORDEX or CMIP6) is accepted."""
+    from monitor.sources.base import SourceError
+
+    mode = settings.projections_mode
+    try:
+        from monitor.sources import projections as proj
+
+        if mode == "demo":
+            return {"reachable": True, "message": "synthetic data (demo models, not Copernicus data)"}
+        if mode == "local":
+            runs = proj.LocalProjections(settings).runs()
+            return {"reachable": True, "message": f"{_runs_text(runs)} in {settings.projections_path}"}
+        from monitor.sources.cds_common import CDS, check_remote
+
+        runs = proj.configured_runs(settings)
+        dataset = proj.PRODUCTS[settings.projections_dataset]
+        result = check_remote(settings, "projections", CDS, dataset)
+        return result | {"message": f"{_runs_text(runs)} of {dataset}; {result['message']}"}
+    except SourceError as exc:
+        return {"reachable": False, "message": str(exc)}
+
+
+def _runs_text(runs) -> str:
+    return f"{len({r.model for r in runs})} model(s) × {len({r.scenario for r in runs})} scenario(s)"
 
 
 @db_app.command("upgrade")

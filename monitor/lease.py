@@ -1,7 +1,8 @@
 """Exactly one scheduler per database: a PostgreSQL advisory lock, or on SQLite a lease row.
 
 PostgreSQL: `pg_try_advisory_lock` on a dedicated connection held for the life of the process; the lock
-goes away with the connection, so a killed scheduler frees it at once.
+goes away with the connection, so a killed scheduler frees it at once. For the same reason a renewal that
+fails, or finds the connection closed, loses the lease at once: another process may already hold the lock.
 
 SQLite (or any other database): a row of `scheduler_leases` (owner id, expires_at). The holder renews it
 with a heartbeat; another process takes it over only after it has expired, or at once when its holder is a
@@ -24,7 +25,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -179,8 +180,10 @@ class Lease:
     def renew(self) -> bool:
         """The heartbeat: extend the lease; False (and `held` False) when it was lost.
 
-        A failing renewal (a busy or unreachable database) keeps the lease until its time-to-live since
-        the last good renewal has passed: by then another process may take it over.
+        Lease row: a failing renewal (a busy or unreachable database) keeps the lease until its
+        time-to-live since the last good renewal has passed, as nobody may take the row over before.
+        Advisory lock: the lock lives only as long as its connection, so a failing renewal (or a lock
+        no longer found on it) loses the lease at once, and the connection is dropped for good.
         """
         with self._lock:
             if not self.held:
@@ -190,13 +193,14 @@ class Lease:
                     self.held = self._check_advisory()
                 else:  # an expired lease nobody took over is taken again
                     self.held = self._renew_row() or self._acquire_row()
+                if self.held:
+                    self._renewed = self.clock()
             except Exception as exc:
-                self.held = self.clock() - self._renewed < self.ttl
+                self.held = not self.advisory and self.clock() - self._renewed < self.ttl
                 state = "kept" if self.held else "lost"
                 log.warning("lease %s: renewal failed (%s); %s", self.name, exc, state)
-                return self.held
-            if self.held:
-                self._renewed = self.clock()
+            if not self.held and self.advisory:
+                self._drop_connection()
             return self.held
 
     def keep_alive(self, on_lost: Callable[[], None] | None = None) -> threading.Thread:
@@ -227,12 +231,16 @@ class Lease:
     def _release(self) -> None:
         try:
             if self.advisory:
-                if self._conn is not None:
-                    if self.held:
+                if self._conn is not None and self.held:
+                    try:
                         self._conn.execute(
                             text("SELECT pg_advisory_unlock(:k)"), {"k": advisory_key(self.name)}
                         )
                         self._conn.commit()
+                    except Exception as exc:  # a dropped connection: its lock is gone with it
+                        log.warning("lease %s: unlock failed (%s); connection closed instead", self.name, exc)
+                        self._drop_connection()
+                if self._conn is not None:
                     self._conn.close()
             elif self.held:
                 with self.engine.begin() as conn:
@@ -275,11 +283,32 @@ class Lease:
         return got
 
     def _check_advisory(self) -> bool:
-        if self._conn is None:
+        """True while the lease's own connection is open and still holds the lock."""
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
             return False
-        self._conn.execute(text("SELECT 1"))
-        self._conn.commit()
-        return True
+        key = advisory_key(self.name)
+        held = conn.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND pid = pg_backend_pid() AND classid::bigint = :hi AND objid::bigint = :lo"
+                " AND objsubid = 1)"
+            ),
+            {"hi": key >> 32, "lo": key & 0xFFFFFFFF},
+        ).scalar()
+        conn.commit()
+        return bool(held)
+
+    def _drop_connection(self) -> None:
+        """Close the lease's connection for good (never back to the pool, where a lock could linger)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.invalidate()
+            conn.close()
+        except Exception as exc:  # already broken: nothing more to free
+            log.debug("lease %s: closing its connection: %s", self.name, exc)
 
     # ---- lease row ---------------------------------------------------------------------------------
     def _acquire_row(self) -> bool:
@@ -338,6 +367,33 @@ def hold_pass(engine: Engine, source: str, ttl_seconds: float = 60.0, on_lost=No
         return None
     lease.keep_alive(on_lost)
     return lease
+
+
+def hold_passes(
+    engine: Engine, sources: Iterable[str], ttl_seconds: float = 60.0, on_lost=None
+) -> list[Lease]:
+    """Take and keep alive the pass leases of all `sources`, or none of them.
+
+    Taken in sorted order, so two holders of overlapping sets never each keep one the other waits for.
+    Raises `LeaseHeldError` naming the first source a live process holds (the ones taken are released).
+    """
+    held: list[Lease] = []
+    for source in sorted(set(sources)):
+        lease = hold_pass(engine, source, ttl_seconds, on_lost)
+        if lease is None:
+            release_all(held)
+            raise LeaseHeldError(source)
+        held.append(lease)
+    return held
+
+
+def release_all(leases: Sequence[Lease]) -> None:
+    """Release `leases` in reverse order; one failing release never keeps the others held."""
+    for lease in reversed(leases):
+        try:
+            lease.release()
+        except Exception as exc:
+            log.warning("lease %s: release failed: %s", lease.name, exc)
 
 
 def mark_interrupted_runs(

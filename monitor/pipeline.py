@@ -31,9 +31,16 @@ from sqlalchemy import and_, delete
 import indicators
 from indicators import IndicatorError, IndicatorSpec, Thresholds
 from monitor.alerts.delivery import enqueue
-from monitor.alerts.episodes import AlertRule, evaluate, evaluate_forecast, expire_forecasts, period_end
+from monitor.alerts.episodes import (
+    AlertRule,
+    evaluate,
+    evaluate_forecast,
+    expire_forecasts,
+    period_end,
+    period_floor,
+)
 from monitor.compute import compute
-from monitor.lease import backfill_progress, hold_pass, mark_interrupted_runs
+from monitor.lease import LeaseHeldError, backfill_progress, hold_passes, mark_interrupted_runs, release_all
 from monitor.settings import Settings
 from monitor.sources import SOURCES, SourceError, attribution, forecast_capable, make_source
 from monitor.store.forecasts import ForecastIssue, replace_forecast, stored_issue
@@ -131,15 +138,6 @@ def variable_sources() -> dict[str, str]:
     return out
 
 
-def period_floor(day: date, freq: str) -> date:
-    """First day of the period (of frequency `freq`) that contains `day`."""
-    if freq == "YS":
-        return date(day.year, 1, 1)
-    if freq == "MS":
-        return date(day.year, day.month, 1)
-    return day
-
-
 def site_parameters(spec: IndicatorSpec, sites: SiteSet, site_ids) -> dict[str, xr.DataArray]:
     """Per-site values of the indicator parameters that are site parameters (rain pH, distance to sea…).
 
@@ -173,6 +171,12 @@ def forecastable(spec: IndicatorSpec) -> bool:
     )
 
 
+def forecast_indicators() -> list[IndicatorSpec]:
+    """The indicators forecast passes give values: forecastable ones fed by a source issuing forecasts."""
+    forecasting = {v for info in SOURCES.values() if info.forecast_days for v in info.variables}
+    return [s for s in indicators.catalog() if forecastable(s) and forecasting & set(s.inputs)]
+
+
 def extend_with_forecast(stored: xr.Dataset, forecast: xr.Dataset) -> xr.Dataset:
     """The stored inputs of an indicator followed by a forecast's valid days after them.
 
@@ -197,6 +201,49 @@ def extend_with_forecast(stored: xr.Dataset, forecast: xr.Dataset) -> xr.Dataset
     return out
 
 
+def counts_to_date(
+    spec: IndicatorSpec,
+    cube: xr.Dataset,
+    ends: Sequence[pd.Timestamp],
+    params: dict[str, xr.DataArray],
+    scheduler: str | None = None,
+) -> xr.DataArray:
+    """A count of days over its period up to each day of `ends`, as (site, time=ends), in one computation.
+
+    Each end gets its own copy of the sites that sees only the days from its period's start to the end
+    (the other days are missing, which a count never counts and which breaks a spell as the end of the
+    data does), so each value equals the indicator computed over that slice alone.
+    """
+    times = pd.DatetimeIndex(cube["time"].values)
+    site_ids = [str(s) for s in cube["site"].values]
+    copies, firsts = [], []
+    for k, end in enumerate(ends):
+        first = pd.Timestamp(period_floor(end.date(), spec.freq))
+        seen = xr.DataArray((times >= first) & (times <= end), dims="time", coords={"time": cube["time"]})
+        copy = cube.assign_coords(site=[f"{k}|{s}" for s in site_ids])
+        for name, var in copy.data_vars.items():
+            if "time" in var.dims:
+                copy[name] = var.where(seen.assign_coords(time=var["time"])).assign_attrs(var.attrs)
+        copies.append(copy)
+        firsts.append(first)
+    stacked = xr.concat(copies, dim="site", data_vars="minimal", coords="minimal", compat="override")
+    stacked.attrs = dict(cube.attrs)
+    tiled = {
+        name: xr.concat([p.assign_coords(site=c["site"].values) for c in copies], dim="site")
+        for name, p in params.items()
+    }
+    out = compute(spec.id, stacked, scheduler, **tiled).transpose("site", "time")
+    labels = pd.DatetimeIndex(out["time"].values)
+    n = len(site_ids)
+    columns = [
+        out.isel(site=slice(k * n, (k + 1) * n), time=int(labels.searchsorted(first, side="right")) - 1)
+        .drop_vars("time")
+        .assign_coords(site=site_ids)
+        for k, first in enumerate(firsts)
+    ]
+    return xr.concat(columns, dim="time").assign_coords(time=list(ends)).transpose("site", "time")
+
+
 class Pipeline:
     """Runs passes of sources over the registered sites."""
 
@@ -207,6 +254,10 @@ class Pipeline:
         self._cache: dict[tuple, xr.Dataset] = {}
         self._fetched: dict[str, xr.Dataset] = {}
         self.cancel = None  # a `monitor.scheduler.CancelToken` while a guarded pass runs
+        if settings.source_mode("glofas") == "demo":  # its return levels take 30 years of discharge
+            from monitor.sources import synthetic_land
+
+            synthetic_land.use_cache_dir(settings.data_dir / "cache" / "synthetic")
 
     def _checkpoint(self) -> None:
         """Stop a pass given up on (time budget spent, lease lost) before it writes anything more."""
@@ -248,44 +299,75 @@ class Pipeline:
 
         Nothing is fetched: the stored source variables are the inputs. Values that did not change are
         not rewritten; changed ones carry the new indicator version.
+
+        It holds its own pass lease and those of the indicator's input sources (a pass of one of them
+        writes and judges the same values): `busy` when a live process holds any. Its run always ends
+        (`failed` with the error on any exception) and its leases are always released.
         """
+        from monitor.scheduler import CancelToken
+
+        lost = "a pass lease of this recompute was lost to another process"
         report = PipelineReport()
         sites = self.store.site_set(site_ids)
         where = variable_sources()
         for indicator_id in indicator_ids:
             spec = indicators.get(indicator_id)
-            marks = [d for v in spec.inputs if v in where for d in self.store.watermarks(where[v]).values()]
+            inputs = sorted({where[v] for v in spec.inputs if v in where})
+            marks = [d for source_id in inputs for d in self.store.watermarks(source_id).values()]
             name = f"recompute:{spec.id}"[:40]
             if not marks or not sites:
                 report.results.append(SourceRunResult(name, "skipped", error="no stored inputs"))
                 continue
             end = max(marks)
+            token = CancelToken()
+            try:
+                leases = hold_passes(
+                    self.store.engine,
+                    [name, *inputs],
+                    self.settings.scheduler_lease_ttl_seconds,
+                    on_lost=lambda t=token: t.cancel(lost),
+                )
+            except LeaseHeldError as exc:
+                busy = str(exc)
+                error = f"another process is running a pass of {busy}"
+                if busy == name:
+                    error = "another process recomputes it"
+                report.results.append(SourceRunResult(name, "busy", error=error))
+                continue
             self._cache.clear()
             self._fetched = {}
-            lease = hold_pass(self.store.engine, name, self.settings.scheduler_lease_ttl_seconds)
-            if lease is None:
-                report.results.append(SourceRunResult(name, "busy", error="another process recomputes it"))
-                continue
-            mark_interrupted_runs(self.store.engine, name, held=True)
-            run_id = self.store.start_run(name, "recompute", None, end, len(sites))
-            result = SourceRunResult(name, "running", run_id, None, end)
+            result = SourceRunResult(name, "running", None, None, end)
+            outer_cancel, self.cancel = self.cancel, token
             try:
+                mark_interrupted_runs(self.store.engine, name, held=True)
+                result.run_id = self.store.start_run(name, "recompute", None, end, len(sites))
                 with self.store.session.begin() as session:
                     records = self._compute(spec, sites, date(1900, 1, 1), end, None)
-                    result.values_written = self.store.upsert_values(session, records)
+                    written = self.store.upsert_values(session, records)
                     rule = AlertRule(self.settings.alert_min_level, self.settings.alert_lookback_days)
                     source_id = where[spec.inputs[0]]
-                    result.alerts_raised = evaluate(
+                    raised = evaluate(
                         session, spec, records, sites, rule, attribution(source_id, end.year), end
                     )
                     enqueue(session, settings=self.settings)
-                result.status = "ok"
+                    self._checkpoint()  # a lease lost meanwhile: nothing is committed
+                result.status, result.values_written, result.alerts_raised = "ok", written, raised
             except (IndicatorError, ValueError, KeyError, OSError) as exc:
                 result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
-            self.store.finish_run(
-                run_id, result.status, result.values_written, result.alerts_raised, result.error
-            )
-            lease.release()
+            except Exception as exc:  # a bug ends this run as failed, never leaves it "running"
+                log.exception("recompute of %s failed unexpectedly", spec.id)
+                result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+            except BaseException as exc:  # an interrupt: the run ends, then it goes on up
+                result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+                raise
+            finally:
+                self.cancel = outer_cancel
+                try:
+                    if result.run_id is not None:
+                        done = (result.status, result.values_written, result.alerts_raised, result.error)
+                        self.store.finish_run(result.run_id, *done)
+                finally:
+                    release_all(leases)
             report.results.append(result)
         return report
 
@@ -490,7 +572,9 @@ class Pipeline:
         cube.attrs = {k: "+".join(dict.fromkeys(v)) for k, v in attrs.items()}
         if "site" not in cube.coords:  # no stored or fetched input at all
             return cube
-        lon, lat = np.array([sites[s].centroid for s in cube.site.values], dtype=float).reshape(-1, 2).T
+        from monitor.sources.synthetic import site_points  # Site.centroid of every site in one call
+
+        lon, lat = site_points(SiteSet(sites[str(s)] for s in cube.site.values)).reshape(-1, 2).T
         return cube.assign_coords(lat=("site", lat), lon=("site", lon))
 
     def _compute(
@@ -568,9 +652,12 @@ class Pipeline:
         except (SourceError, OSError, ValueError) as exc:
             log.warning("forecast of %s failed: %s", source_id, exc)
             problems.append(f"forecast: {type(exc).__name__}: {exc}")
+            self._checkpoint()
             with self.store.session.begin() as session:
                 expire_forecasts(session, [s.id for s in specs], observed_until)
+                self._checkpoint()
             return
+        self._checkpoint()  # a fetch that outlived its pass's budget stores nothing
         cube = cube.isel(time=np.flatnonzero(cube["time"].values > np.datetime64(observed_until, "ns")))
         computed = []
         for spec in specs:
@@ -593,14 +680,16 @@ class Pipeline:
             attribution=self._forecast_attribution(cube, source_id, issued),
         )
         rule = AlertRule(self.settings.alert_min_level, self.settings.alert_lookback_days, kind="forecast")
+        self._checkpoint()
         with self.store.session.begin() as session:
-            expire_forecasts(session, [s.id for s in specs], observed_until)
             replace_forecast(session, issue, records)
-            for spec, values, baseline in computed:
+            for spec, values, baseline in computed:  # the new issue first: alerts it still shows are updated
                 result.alerts_raised += evaluate_forecast(
                     session, spec, values, sites, rule, issue.attribution, issued, observed_until, baseline
                 )
+            expire_forecasts(session, [s.id for s in specs], observed_until)  # wholly passed ones only
             enqueue(session, settings=self.settings)
+            self._checkpoint()  # last moment to roll the forecast step back
 
     def _catch_up_forecast(self, source_id: str, sites: SiteSet, start: date, end: date) -> SourceRunResult:
         """An up-to-date source whose newest forecast issue is not stored (its forecast step failed or was
@@ -653,15 +742,8 @@ class Pipeline:
             values = values.reindex(time=days.to_numpy())
             periods = days.date
         else:  # a count of days in its period, counted to each valid day (observed days, then forecast)
-            columns = []
-            for day in [pd.Timestamp(observed_until), *days]:
-                first = pd.Timestamp(period_floor(day.date(), spec.freq))
-                part = compute(
-                    spec.id, cube.sel(time=slice(first, day)), self.settings.dask_scheduler, **params
-                )
-                columns.append(part.transpose("site", "time").isel(time=-1, drop=True))
-            values = xr.concat(columns, dim="time").assign_coords(time=[pd.Timestamp(observed_until), *days])
-            values = values.transpose("site", "time")
+            ends = [pd.Timestamp(observed_until), *days]
+            values = counts_to_date(spec, cube, ends, params, self.settings.dask_scheduler)
             codes, _ = self._classify(spec, sites, values.isel(time=[0]))
             baseline = {str(s): int(c) for s, c in zip(values.site.values, codes[:, 0], strict=True)}
             values = values.isel(time=slice(1, None))

@@ -1,14 +1,19 @@
 """The schedules: one APScheduler 3 job per source, each a pipeline pass since the source's watermark.
 
 Cadences are settings (`HM_SCHEDULE_<SOURCE>`): `daily@HH:MM` (UTC, after the product's release),
-`<N>h` / `<N>m` / `<N>s` (interval), `onchange@<N>m` (a pass when a file under the source's local path
-changed, checked every N minutes) or `off`. Jobs are registered at every start (replace_existing,
-coalesce, max_instances=1, misfire grace) and referenced as "module:function" strings; the thread pool
-has a thread for every job, so a hung source never delays another source or the lease heartbeat.
+`monthly@D HH:MM` (UTC, day D of each month), `<N>h` / `<N>m` / `<N>s` (interval), `onchange@<N>m` (a
+pass when a file under the source's local path changed, checked every N minutes) or `off`. Jobs are
+registered at every start (replace_existing, coalesce, max_instances=1, misfire grace) and referenced as
+"module:function" strings; the thread pool has a thread for every job, so a hung source never delays
+another source or the lease heartbeat.
 
 Exactly one scheduler runs per database: `start()` takes the lease of `monitor.lease` (PostgreSQL
 advisory lock, or a lease row renewed by a heartbeat job); without it the scheduler does not start.
 Losing the lease stops the scheduler (so `/ready` of its process answers 503).
+
+Climate projections change rarely: a pass over every site at `HM_SCHEDULE_PROJECTIONS` (monthly by
+default), and an hourly check that passes over the sites added since the last projection pass that have no
+projection yet. Both run `monitor.projections.projection_pass`, as `heritage-monitor projections` does.
 
 Every pass of a source (scheduled, or `heritage-monitor run`) goes through `guarded_pass`: it holds the
 source's pass lease, runs within `HM_SOURCE_TIME_BUDGET_SECONDS`, and opens (or resolves) a
@@ -26,7 +31,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -47,8 +52,12 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 FRESHNESS = "source_freshness"
 FAILURE = "source_failure"
-#: Threads of the scheduler's pool: one per possible job (every source, deliveries, freshness, lease).
-POOL_SIZE = len(SOURCES) + 3
+#: Threads of the scheduler's pool: one per possible job (every source, the two projection jobs,
+#: deliveries, freshness, lease).
+POOL_SIZE = len(SOURCES) + 5
+PROJECTIONS = "projections"
+#: How often the scheduler looks for sites added since the last projection pass.
+NEW_SITES_CHECK_MINUTES = 60
 
 #: The lease of each running scheduler, by owner id (the heartbeat job is referenced by string).
 _RUNNING: dict[str, HeritageScheduler] = {}
@@ -65,12 +74,29 @@ def parse_schedule(text: str) -> tuple[str, dict] | None:
         return None
     if m := re.fullmatch(r"daily@(\d{1,2}):(\d{2})", value):
         return "cron", {"hour": int(m[1]), "minute": int(m[2]), "timezone": "UTC"}
+    if m := re.fullmatch(r"monthly@(\d{1,2})\s+(\d{1,2}):(\d{2})", value):
+        if not 1 <= int(m[1]) <= 28:
+            raise ValueError(f"schedule {text!r}: the day of the month must be 1..28 (every month has it)")
+        return "cron", {"day": int(m[1]), "hour": int(m[2]), "minute": int(m[3]), "timezone": "UTC"}
     if m := re.fullmatch(r"(?:onchange@)?(\d+)([hms])", value):
         n = int(m[1])
         if n <= 0:
             raise ValueError(f"schedule {text!r}: the interval must be positive")
         return "interval", {{"h": "hours", "m": "minutes", "s": "seconds"}[m[2]]: n}
-    raise ValueError(f"schedule {text!r}: expected daily@HH:MM, <N>h, <N>m, <N>s, onchange@<N>m or off")
+    raise ValueError(
+        f"schedule {text!r}: expected daily@HH:MM, monthly@D HH:MM, <N>h, <N>m, <N>s, onchange@<N>m or off"
+    )
+
+
+def schedule_period(text: str) -> timedelta | None:
+    """The longest time between two passes of a schedule (31 days for `monthly@…`); None for `off`."""
+    trigger = parse_schedule(text)
+    if trigger is None:
+        return None
+    kind, options = trigger
+    if kind == "cron":
+        return timedelta(days=31) if "day" in options else timedelta(days=1)
+    return timedelta(**{k: v for k, v in options.items()})
 
 
 def _context(settings: Settings):
@@ -128,6 +154,74 @@ def run_if_changed_job(source_id: str, settings: Settings | None = None) -> bool
     return changed
 
 
+def projections_job(settings: Settings | None = None) -> None:
+    """The regular projection pass over every site (referenced as a string)."""
+    from monitor.projections import projection_pass
+
+    settings = settings or get_settings()
+    store, pipeline = _context(settings)
+    try:
+        result = projection_pass(pipeline, store.site_set())
+        log.info(
+            "scheduled projection pass: %s (%d values, %d alerts)",
+            result.status,
+            result.values_written,
+            result.alerts_raised,
+        )
+    finally:
+        store.engine.dispose()
+
+
+def last_projection_pass(store) -> datetime | None:
+    """When the latest projection pass started (any status), or None."""
+    from sqlalchemy import func
+
+    from monitor.store.tables import RunRow
+
+    with store.session() as s:
+        at = s.scalar(select(func.max(RunRow.started_at)).where(RunRow.source == PROJECTIONS))
+    return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def projections_new_sites_job(settings: Settings | None = None) -> list[str]:
+    """A projection pass over the sites added since the last projection pass that have none yet; returns
+    their ids (empty: nothing ran). A site whose pass failed waits for the next regular pass."""
+    from monitor.projections import projection_pass, sites_without_projections
+
+    settings = settings or get_settings()
+    store, pipeline = _context(settings)
+    try:
+        new = sites_without_projections(store, last_projection_pass(store))
+        if new:
+            result = projection_pass(pipeline, store.site_set(new))
+            log.info("projection pass over %d new site(s): %s", len(new), result.status)
+        return new
+    finally:
+        store.engine.dispose()
+
+
+def projections_freshness(store, settings: Settings, now: datetime | None = None) -> dict:
+    """The projections' state for /health and the freshness check: mode, schedule, last successful pass,
+    and `stale` only once a successful pass is older than twice the schedule's period plus
+    `HM_FRESHNESS_GRACE_DAYS` (never within its cadence, never when unscheduled)."""
+    now = now or utcnow()
+    last = store.freshness().get(PROJECTIONS, {}).get("last_successful_run")
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    try:
+        period = schedule_period(settings.schedule_projections)
+    except ValueError:  # a bad setting is reported when the scheduler starts, not by /health
+        period = None
+    limit = None if period is None else 2 * period + timedelta(days=settings.freshness_grace_days)
+    return {
+        "mode": settings.projections_mode,
+        "schedule": settings.schedule_projections,
+        "last_successful_run": last,
+        "stale": bool(limit is not None and last is not None and now - last > limit),
+        "limit": limit,
+    }
+
+
 def dispatch_job() -> None:
     """Send the alert deliveries that are due (webhooks, e-mail), apart from any pipeline pass."""
     from monitor.alerts.delivery import dispatch_due
@@ -176,6 +270,19 @@ def check_freshness(store, settings: Settings, now: datetime | None = None) -> d
             else:
                 resolve_system_alert(session, source_id, FRESHNESS, now, newest)
                 out[source_id] = "ok"
+        proj = projections_freshness(store, settings, now)
+        if proj["last_successful_run"] is not None:
+            if proj["stale"]:
+                since = f"{proj['last_successful_run']:%Y-%m-%d %H:%M} UTC"
+                message = (
+                    f"{PROJECTIONS}: no successful pass since {since} "
+                    f"(schedule {proj['schedule']}; judged after {proj['limit'].days} d)"
+                )
+                open_system_alert(session, PROJECTIONS, FRESHNESS, message, None, now)
+                out[PROJECTIONS] = "open"
+            else:
+                resolve_system_alert(session, PROJECTIONS, FRESHNESS, now)
+                out[PROJECTIONS] = "ok"
     return out
 
 
@@ -295,7 +402,8 @@ def guarded_pass(
     - With `HM_SOURCE_TIME_BUDGET_SECONDS` > 0 the pass runs in its own thread. Past the budget it is
       cancelled and recorded `failed` at once, and the caller goes on even if the source never answers;
       after a stop request (SIGTERM) it gets `HM_SCHEDULER_STOP_GRACE_SECONDS` to finish its chunk,
-      else it is recorded `interrupted`. A pass given up on writes nothing more.
+      else it is recorded `interrupted`. A pass given up on stops before its next write; one caught
+      committing its last chunk that ends `ok` after all has its run and system alert recorded as such.
     - A failed pass opens a `source_failure` system alert; the next successful one resolves it.
     """
     from monitor.pipeline import STOP, SourceRunResult
@@ -317,6 +425,7 @@ def guarded_pass(
     worker.cancel = token
     box: dict = {}
     given_up: list[tuple[str, str]] = []
+    settling = threading.Lock()  # the caller gives up and the pass ends one after the other, never both
 
     def work() -> None:
         try:
@@ -326,12 +435,14 @@ def guarded_pass(
         except BaseException as exc:
             box["error"] = exc
         finally:
-            if given_up:  # the caller recorded the outcome already: keep it unless the pass succeeded
-                done = box.get("result")
-                if done is None or done.status != "ok":
-                    _close_running(store, source_id, *given_up[0], run_id=done.run_id if done else None)
-            lease.release()
-            ABANDONED.discard(threading.current_thread())
+            try:
+                with settling:
+                    box["ended"] = True
+                    if given_up:  # the caller recorded its outcome already: amend it to what was stored
+                        _settle_late(store, source_id, given_up[0], box.get("result"))
+            finally:
+                lease.release()
+                ABANDONED.discard(threading.current_thread())
 
     budget = settings.source_time_budget_seconds
     if not budget:
@@ -349,14 +460,16 @@ def guarded_pass(
             token.cancel(reason)
             if status == "failed":
                 thread.join(min(CANCEL_GRACE_SECONDS, budget))
-            if thread.is_alive():
-                ABANDONED.add(thread)
-                given_up.append((status, f"{PassCancelledError.__name__}: {reason}"))
-                log.error("pass of %s given up: %s", source_id, reason)
-                run = _close_running(store, source_id, status, given_up[0][1])
-                result = SourceRunResult(source_id, status, error=given_up[0][1], **run)
-                record_outcome(store, result)
-                return result
+            with settling:
+                if not box.get("ended"):
+                    ABANDONED.add(thread)
+                    given_up.append((status, f"{PassCancelledError.__name__}: {reason}"))
+                    log.error("pass of %s given up: %s", source_id, reason)
+                    run = _close_running(store, source_id, status, given_up[0][1])
+                    result = SourceRunResult(source_id, status, error=given_up[0][1], **run)
+                    record_outcome(store, result)
+                    return result
+            thread.join(CANCEL_GRACE_SECONDS)  # it ended meanwhile: only its lease's release is left
     if "error" in box:
         raise box["error"]
     record_outcome(store, box["result"])
@@ -374,15 +487,30 @@ def _wait(thread: threading.Thread, budget: float, stop_grace: float, stop: thre
         if stop_deadline is not None and now >= stop_deadline:
             return "interrupted", (
                 f"stop requested and the pass did not finish its chunk within {stop_grace:g} s "
-                "(HM_SCHEDULER_STOP_GRACE_SECONDS); its unfinished chunk was not stored"
+                f"(HM_SCHEDULER_STOP_GRACE_SECONDS); {_CANCELLED}"
             )
         if now >= deadline:
             return "failed", (
                 f"the pass exceeded its time budget of {budget:g} s (HM_SOURCE_TIME_BUDGET_SECONDS); "
-                "its unfinished chunk was not stored"
+                f"{_CANCELLED}"
             )
         thread.join(min(0.2, deadline - now))
     return None
+
+
+#: What a pass given up on leaves behind: the cancel token is checked before each write and each commit.
+_CANCELLED = "it was cancelled before its next write; chunks it had committed are kept"
+
+
+def _settle_late(store, source_id: str, given_up: tuple[str, str], done: SourceRunResult | None) -> None:
+    """The end of a pass given up on, recorded after the caller's outcome so that the last word is what
+    the pass actually committed: one that completed after all (caught between its last check and its
+    commit) keeps its own `ok`/`partial` run and resolves the failure alert; any other is given up."""
+    if done is not None and done.status in ("ok", "partial"):
+        log.warning("pass of %s given up on completed after all (%s): data stored", source_id, done.status)
+        record_outcome(store, done)
+        return
+    _close_running(store, source_id, *given_up, run_id=done.run_id if done else None)
 
 
 def _close_running(store, source_id: str, status: str, error: str, run_id: str | None = None) -> dict:
@@ -445,6 +573,25 @@ def configure(scheduler: BaseScheduler, settings: Settings) -> BaseScheduler:
             id=f"source:{source_id}",
             name=f"pass of {source_id} ({text})",
             **options,
+            **common,
+        )
+    trigger = parse_schedule(settings.schedule_projections)
+    if trigger is not None:
+        kind, options = trigger
+        scheduler.add_job(
+            "monitor.scheduler:projections_job",
+            kind,
+            id=f"source:{PROJECTIONS}",
+            name=f"projection pass over every site ({settings.schedule_projections})",
+            **options,
+            **common,
+        )
+        scheduler.add_job(
+            "monitor.scheduler:projections_new_sites_job",
+            "interval",
+            minutes=NEW_SITES_CHECK_MINUTES,
+            id=f"{PROJECTIONS}:new_sites",
+            name="projection pass over sites added since the last one",
             **common,
         )
     return scheduler

@@ -239,6 +239,12 @@ class Settings(BaseSettings):
     schedule_ems_rapid_mapping: str = Field(
         "15m", description="EMS Rapid Mapping schedule (same syntax as `HM_SCHEDULE_ERA5_LAND`)."
     )
+    schedule_projections: str = Field(
+        "monthly@1 03:00",
+        description="Climate projections: a pass over every site at this cadence (`monthly@D HH:MM`, UTC, "
+        "or the syntax of `HM_SCHEDULE_ERA5_LAND`), and an hourly pass over sites added since the last "
+        "pass that have no projection yet; `off`: only `heritage-monitor projections`.",
+    )
     scheduler_misfire_grace_seconds: int = Field(
         3600, ge=1, description="A job that missed its time by up to this many seconds still runs (once)."
     )

@@ -15,7 +15,7 @@ from api.auth import ReaderDep
 from api.deps import PageDep, SettingsDep, StoreDep
 from api.errors import ALL_ERRORS
 from api.schemas import RunPublic
-from monitor.scheduler import open_system_alerts
+from monitor.scheduler import PROJECTIONS, open_system_alerts, projections_freshness
 from monitor.settings import SOURCE_IDS
 from monitor.sources import SOURCES
 from monitor.store.repository import Store
@@ -42,6 +42,18 @@ def freshness_detail(store: Store, settings) -> dict[str, dict]:
             if f.get("last_successful_run")
             else None,
         }
+    proj = projections_freshness(store, settings)
+    out[PROJECTIONS] = {  # a pass per schedule (monthly by default), not daily data: stale only when overdue
+        "mode": proj["mode"],
+        "newest_data": None,
+        "age_days": None,
+        "expected_latency_days": None,
+        "stale": proj["stale"],
+        "last_successful_run": proj["last_successful_run"].isoformat()
+        if proj["last_successful_run"]
+        else None,
+        "schedule": proj["schedule"],
+    }
     return out
 
 
@@ -96,7 +108,7 @@ class _StoreCollector:
         counts: dict[str, int] = {}
         for a in open_system_alerts(self.store):
             counts[a["source"]] = counts.get(a["source"], 0) + 1
-        for source_id in SOURCES:
+        for source_id in (*SOURCES, PROJECTIONS):
             system.add_metric([source_id], float(counts.get(source_id, 0)))
         yield system
         sites = GaugeMetricFamily("heritage_sites", "Registered sites")
@@ -112,7 +124,7 @@ def metrics(store: StoreDep, settings: SettingsDep) -> Response:
 
 
 SourceQuery = Annotated[
-    Literal[SOURCE_IDS] | None,  # type: ignore[valid-type]
+    Literal[(*SOURCE_IDS, PROJECTIONS)] | None,  # type: ignore[valid-type]
     Query(description="Only the runs of this source", examples=["era5_land"]),
 ]
 

@@ -367,11 +367,11 @@ def projections_png(
     handles += [Patch(color=COLOURS[n]) for n in dict.fromkeys(shown)]
     names += [f"risk: {n}" for n in dict.fromkeys(shown)]
     if handles:
-        ax.legend(handles, names, loc="upper left", fontsize=7)
+        ax.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=7)
     foot_text = f"A {PLANNING_NOTE}. " + (data.attribution or "No data: no attribution.")
     foot = "\n".join(textwrap.wrap(foot_text, 150)[:4])
     fig.text(0.01, 0.01, foot, fontsize=6, va="bottom", ha="left", color="#455a64")
-    fig.subplots_adjust(bottom=0.16 + 0.025 * foot.count("\n"))
+    fig.subplots_adjust(bottom=0.24 + 0.025 * foot.count("\n"))
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return Response(buf.getvalue(), media_type="image/png")

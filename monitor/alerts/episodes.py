@@ -40,6 +40,15 @@ class AlertRule:
     kind: str = "observed"
 
 
+def period_floor(day: date, freq: str) -> date:
+    """First day of the period (of frequency `freq`) that contains `day`."""
+    if freq == "YS":
+        return date(day.year, 1, 1)
+    if freq == "MS":
+        return date(day.year, day.month, 1)
+    return day
+
+
 def period_end(start: date, freq: str) -> date:
     """Last day of the period that begins on `start`."""
     ts = pd.Timestamp(start)
@@ -393,38 +402,80 @@ def _issue_text(issued: datetime) -> str:
     return issued.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _period_passed(alert: AlertRow, observed_until: date) -> bool:
+    """Whether the whole expected period of a forecast alert lies in observed data."""
+    facts = forecast_facts(alert)
+    expected_end = facts.expected_end if facts is not None else alert.onset
+    return expected_end <= observed_until
+
+
+def _handed_over(alert: AlertRow, observed_until: date) -> str:
+    facts = forecast_facts(alert)
+    expected_end = facts.expected_end if facts is not None else alert.onset
+    return (
+        f"expected period {alert.onset.isoformat()} to {expected_end.isoformat()} reached by observed "
+        f"data (through {observed_until.isoformat()}): observed alerts take over"
+    )
+
+
 def expire_forecasts(
     session: Session,
     indicator_ids: Iterable[str],
     observed_until: date,
     now: datetime | None = None,
 ) -> int:
-    """Resolve the forecast alerts of these indicators whose onset has passed into observed data (onset on or
-    before `observed_until`): observed episodes take over. Returns how many were resolved."""
+    """Resolve the forecast alerts of these indicators whose whole expected period (onset to the last valid
+    day at or above the alert level) has passed into observed data: observed episodes take over. An alert
+    whose period is still partly ahead stays as it is (the next issue moves its onset), so a multi-day
+    exceedance is not closed and reopened, and notified again, as its first days pass. Run after
+    `evaluate_forecast` of the newest issue. Returns how many were resolved."""
     ids = list(indicator_ids)
     if not ids:
         return 0
     now = now or utcnow()
-    due = session.scalars(
+    candidates = session.scalars(
         select(AlertRow).where(
             AlertRow.indicator_id.in_(ids),
             AlertRow.kind == "forecast",
             AlertRow.status.in_(ACTIVE),
-            AlertRow.onset <= observed_until,
+            AlertRow.onset <= observed_until,  # the expected period starts at the onset
         )
-    )
+    ).all()
     n = 0
-    for alert in due:
-        _resolve(
-            session,
-            alert,
-            observed_until,
-            now,
-            note=f"onset {alert.onset.isoformat()} reached by observed data (through "
-            f"{observed_until.isoformat()}): observed alerts take over",
-        )
-        n += 1
+    for alert in candidates:
+        if _period_passed(alert, observed_until):
+            _resolve(session, alert, observed_until, now, note=_handed_over(alert, observed_until))
+            n += 1
     return n
+
+
+def _exceeding(recs: pd.DataFrame, min_code: int, baseline: Mapping[str, int], observed_until: date):
+    """Which forecast rows exceed: level at or above `min_code` and, in the period of `observed_until`
+    only, above the level its count of days had already reached (a new period starts from nothing)."""
+    level = recs["level"].to_numpy()
+    if not baseline or recs.empty:
+        return level >= min_code
+    freq = str(recs["freq"].iloc[0])
+    current = pd.to_datetime(recs["period_start"]).dt.date.to_numpy() == period_floor(observed_until, freq)
+    floor = recs["site_id"].map(baseline).fillna(-1).to_numpy()
+    return (level >= min_code) & (~current | (level > floor))
+
+
+def _peaks(spec: IndicatorSpec, above: pd.DataFrame) -> pd.DataFrame:
+    """Per site the worst exceeding row: highest level, then most extreme value, then earliest;
+    with its onset, expected end and last period."""
+    lower = isinstance(spec.levels, Thresholds) and spec.levels.direction == "lower_is_worse"
+    ranked = above.assign(_rank=above["value"].astype(float) * (1.0 if lower else -1.0))
+    ranked = ranked.sort_values(
+        ["site_id", "level", "_rank", "valid_day"], ascending=[True, False, True, True], na_position="last"
+    )
+    peaks = ranked.drop_duplicates("site_id", keep="first").drop(columns="_rank")
+    by_site = above.groupby("site_id", sort=False)
+    return peaks.assign(
+        onset=peaks["site_id"].map(by_site["valid_day"].min()),
+        expected_end=peaks["site_id"].map(by_site["valid_day"].max()),
+        last_period=peaks["site_id"].map(by_site["period_start"].last()),  # rows are in valid-day order
+    )
 
 
 def evaluate_forecast(
@@ -442,61 +493,71 @@ def evaluate_forecast(
     """Advance the forecast episodes of one indicator with a new forecast issue; returns alerts opened or
     escalated.
 
-    `records` are forecast values (site_id, valid_day, period_start, value, level, material, source,
-    product, product_version, indicator_version, synthetic; optionally coverage). A site's forecast exceeds
-    on a valid day after `observed_until` whose level is at or above `rule.min_level` and above the site's
-    `baseline` level (what a count of days already reached in observed data: only a crossing still to come
-    is a forecast). Sites whose records are all without data are left as they are. While an observed
-    episode of the indicator is active at a site it covers the condition: no forecast episode is opened
-    there, and an open one closes. Evaluating the same issue again changes nothing.
+    `records` are forecast values (site_id, valid_day, period_start, freq, value, level, material, source,
+    product, product_version, indicator_version, synthetic; optionally coverage). A site's forecast
+    exceeds on a valid day after `observed_until` whose level is at or above `rule.min_level` and, in the
+    period of `observed_until`, above the site's `baseline` level (what a count of days already reached in
+    observed data: only a crossing still to come is a forecast; a forecast day in the next period counts
+    from nothing). An active forecast alert the issue still shows is updated in place (new onset and lead
+    time, notified again only when worse), even when its former onset has passed. Sites whose records are
+    all without data are left as they are. While an observed episode of the indicator is active at a site
+    it covers the condition: no forecast episode is opened there, and an open one closes. Evaluating the
+    same issue again changes nothing.
     """
     if records.empty:
         return 0
     now = now or utcnow()
     min_code = LEVEL_CODES[rule.min_level]
-    baseline = baseline or {}
     recs = records[(records["valid_day"] > observed_until) & (records["level"] >= 0)]
-    recs = recs.sort_values(["site_id", "valid_day"])
-    site_ids = sorted(recs["site_id"].unique())
-    if not site_ids:
+    if recs.empty:
         return 0
+    recs = recs.sort_values(["site_id", "valid_day"])
+    exceeding = _exceeding(recs, min_code, baseline or {}, observed_until)
+    above = recs[exceeding]
+    # the active alerts of the indicator are few: read them all rather than name every site in the query
+    with_data = set(recs["site_id"].unique())
     active: dict[tuple[str, str], AlertRow] = {
         (a.site_id, a.kind): a
         for a in session.scalars(
             select(AlertRow).where(
-                AlertRow.site_id.in_(site_ids),
                 AlertRow.indicator_id == spec.id,
                 AlertRow.kind.in_((rule.kind, "observed")),
                 AlertRow.status.in_(ACTIVE),
             )
         )
+        if a.site_id in with_data
     }
+    peaks = {p.site_id: p for p in _peaks(spec, above).itertuples(index=False)} if not above.empty else {}
+    # only sites with a day above the rule or an active forecast alert need a look (the others change nothing)
+    relevant = sorted(set(peaks) | {s for s, k in active if k == rule.kind})
+    issued_day = issued.astimezone(UTC).date()
     raised = 0
-    for site_id, group in recs.groupby("site_id", sort=True):
+    for site_id in relevant:
         alert = active.get((site_id, rule.kind))
         if (site_id, "observed") in active:
             if alert is not None:
                 _resolve(session, alert, observed_until, now, note="an observed alert covers the condition")
             continue
-        above = group[(group["level"] >= min_code) & (group["level"] > baseline.get(site_id, -1))]
-        if above.empty:
+        peak = peaks.get(site_id)
+        if peak is None:
             if alert is not None:
+                dropped = (
+                    f"the forecast issued {_issue_text(issued)} no longer shows {rule.min_level} or above"
+                )
+                passed = _period_passed(alert, observed_until)
                 _resolve(
                     session,
                     alert,
                     observed_until,
                     now,
-                    note=f"the forecast issued {_issue_text(issued)} no longer shows {rule.min_level} "
-                    "or above",
+                    note=_handed_over(alert, observed_until) if passed else dropped,
                 )
             continue
-        peak = _peak(spec, above)
         overrides = sites[site_id].thresholds.get(spec.id) if site_id in sites else None
-        onset, end = above["valid_day"].iloc[0], above["valid_day"].iloc[-1]
-        last_period = above["period_start"].iloc[-1]
+        onset, end, last_period = peak.onset, peak.expected_end, peak.last_period
         facts = {
             "issued": issued.astimezone(UTC).isoformat(timespec="seconds"),
-            "lead_time_days": (onset - issued.astimezone(UTC).date()).days,
+            "lead_time_days": (onset - issued_day).days,
             "expected": {"start": onset.isoformat(), "end": end.isoformat()},
             "peak_day": peak.valid_day.isoformat(),
             "observed_until": observed_until.isoformat(),
@@ -512,16 +573,6 @@ def evaluate_forecast(
                 session, spec, alert, overrides, attribution, peak, onset, last_period, facts, now
             )
     return raised
-
-
-def _peak(spec: IndicatorSpec, rows: pd.DataFrame):
-    """The worst valid day: highest level, then most extreme value, then earliest."""
-    best = None
-    for row in rows.itertuples(index=False):
-        worse = best is None or int(row.level) > int(best.level)
-        if worse or (int(row.level) == int(best.level) and _more_extreme(spec, row.value, best.value)):
-            best = row
-    return best
 
 
 def _forecast_provenance(peak, facts: dict) -> dict:

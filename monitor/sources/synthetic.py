@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
+import shapely
 import xarray as xr
 from scipy import signal, special
 
@@ -552,6 +555,20 @@ def _haversine_km(lon: np.ndarray, lat: np.ndarray, plon: np.ndarray, plat: np.n
     return 2 * 6371.0 * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
+#: `_Geo` of the last site sets, by a hash of what it depends on (seeds, points, distances to the sea).
+_GEO_CACHE: OrderedDict[bytes, _Geo] = OrderedDict()
+_GEO_CACHE_SIZE = 4
+_GEO_LOCK = threading.Lock()
+
+
+def site_points(sites: SiteSet) -> np.ndarray:
+    """(n_sites, 2) lon/lat of `Site.centroid` (a point inside each polygon), in one vectorised call."""
+    if not len(sites):
+        return np.empty((0, 2))
+    points = shapely.point_on_surface(np.asarray(sites.geometries(), dtype=object))
+    return shapely.get_coordinates(points).astype(np.float64)
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -575,13 +592,31 @@ class _Geo:
 
     @classmethod
     def from_sites(cls, sites: SiteSet) -> _Geo:
+        """The parameters of `sites`; the last few site sets are kept (a pass asks several times)."""
         seeds = np.array([_stable_u64(s.id) for s in sites], dtype=np.uint64)
-        lonlat = np.array([s.centroid for s in sites], dtype=np.float64).reshape(-1, 2)
-        lon, lat = lonlat[:, 0], lonlat[:, 1]
+        lonlat = site_points(sites)
         given = np.array(
             [np.nan if s.params.distance_to_sea_km is None else s.params.distance_to_sea_km for s in sites],
             dtype=np.float64,
         )
+        key = hashlib.blake2b(seeds.tobytes() + lonlat.tobytes() + given.tobytes(), digest_size=16).digest()
+        with _GEO_LOCK:
+            geo = _GEO_CACHE.get(key)
+            if geo is not None:
+                _GEO_CACHE.move_to_end(key)
+                return geo
+        geo = cls._compute(seeds, lonlat, given)
+        for array in vars(geo).values():
+            array.setflags(write=False)  # shared between callers
+        with _GEO_LOCK:
+            _GEO_CACHE[key] = geo
+            while len(_GEO_CACHE) > _GEO_CACHE_SIZE:
+                _GEO_CACHE.popitem(last=False)
+        return geo
+
+    @classmethod
+    def _compute(cls, seeds: np.ndarray, lonlat: np.ndarray, given: np.ndarray) -> _Geo:
+        lon, lat = lonlat[:, 0], lonlat[:, 1]
         d_sea = _haversine_km(lon, lat, _ALL_COASTS[:, 0], _ALL_COASTS[:, 1]).min(axis=1, initial=np.inf)
         d_sea = np.where(np.isnan(given), d_sea, given)
         d_atl = _haversine_km(lon, lat, _ATLANTIC_WEST[:, 0], _ATLANTIC_WEST[:, 1]).min(

@@ -28,9 +28,11 @@ A variable is NaN on the days of the axis that are not its own.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -213,8 +215,15 @@ DATASET_ATTRS = {
     "product_version": "synthetic-land-1",
 }
 
-_RP_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
-_RP_CACHE_SIZE = 100_000
+#: Return levels by site key (`_rp_keys`), in memory; on disk under `_RP_CACHE_DIR` when set.
+_RP_CACHE: OrderedDict[int, np.ndarray] = OrderedDict()
+_RP_CACHE_SIZE = 250_000
+_RP_CACHE_DIR: Path | None = None
+_RP_LOADED: set[Path] = set()
+#: Bump when the synthetic discharge or the fit changes: the cache file name carries it.
+_RP_CACHE_VERSION = 1
+#: Sites whose 30 years of discharge are generated together.
+_RP_BLOCK = 64
 
 
 def _in_box(box: tuple[float, float, float, float], lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -373,21 +382,94 @@ def _ems(geo: _Geo, days: np.ndarray) -> dict[str, np.ndarray]:
     return {"ems_active": active, "ems_flooded_fraction": flooded}
 
 
+def _rp_keys(sites: SiteSet) -> np.ndarray:
+    """uint64 per site of what its return levels depend on: id, centroid and distance to the sea."""
+    points = np.round(synthetic.site_points(sites), 9)
+    texts = (
+        f"{s.id}|{lon!r}|{lat!r}|{s.params.distance_to_sea_km!r}"
+        for s, (lon, lat) in zip(sites, points.tolist(), strict=True)
+    )
+    return np.fromiter((_stable_u64(t) for t in texts), dtype=np.uint64, count=len(sites))
+
+
+def use_cache_dir(path: Path | None) -> None:
+    """Keep the return levels computed by this process in `path` (None: in memory only), so that another
+    process (the next daily pass, the API) does not recompute 30 years of discharge per site."""
+    global _RP_CACHE_DIR
+    if path != _RP_CACHE_DIR:
+        _RP_CACHE_DIR = path
+        _RP_LOADED.clear()
+
+
+def _rp_file() -> Path | None:
+    return None if _RP_CACHE_DIR is None else _RP_CACHE_DIR / f"return-levels-{_RP_CACHE_VERSION}.npz"
+
+
+def _load_rp_file() -> None:
+    """Merge the cache file into the in-memory cache, once per file (a damaged file is ignored)."""
+    path = _rp_file()
+    if path is None or path in _RP_LOADED:
+        return
+    _RP_LOADED.add(path)
+    try:
+        with np.load(path) as f:
+            keys, levels = f["keys"], f["levels"]
+    except (OSError, KeyError, ValueError):
+        return
+    for key, row in zip(keys.tolist(), levels, strict=True):
+        _RP_CACHE.setdefault(key, row)
+
+
+def _save_rp_file(keys: np.ndarray, levels: np.ndarray) -> None:
+    """Add computed levels to the cache file (merged with what another process may have written)."""
+    path = _rp_file()
+    if path is None:
+        return
+    try:
+        with np.load(path) as f:
+            old_keys, old_levels = f["keys"], f["levels"]
+        keep = ~np.isin(old_keys, keys)
+        keys = np.concatenate([old_keys[keep], keys])
+        levels = np.concatenate([old_levels[keep], levels])
+    except (OSError, KeyError, ValueError):
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, keys=keys, levels=levels)
+        os.replace(tmp, path)
+    except OSError:  # a read-only data dir: the levels stay in memory
+        pass
+
+
 def _return_levels(sites: SiteSet) -> np.ndarray:
-    """(site, 3) 2-, 5- and 20-year discharges of each site's synthetic river, cached per site."""
+    """(site, 3) 2-, 5- and 20-year discharges of each site's synthetic river.
+
+    Cached per site key in memory and, after `use_cache_dir`, on disk; the missing ones are computed by
+    blocks of `_RP_BLOCK` sites so that 30 years of daily discharge never exist for all sites at once.
+    """
     from indicators.flood import RETURN_PERIODS, annual_maxima, gumbel_return_levels
 
-    keys = [(s.id, *np.round(s.centroid, 9), s.params.distance_to_sea_km) for s in sites]
-    todo = [i for i, k in enumerate(keys) if k not in _RP_CACHE]
-    if todo:
-        part = SiteSet([sites[i] for i in todo])
-        dis = synthetic.generate(part, *RP_PERIOD, ["dis24"])["dis24"].astype(np.float64)
-        levels = gumbel_return_levels(annual_maxima(dis, 360), RETURN_PERIODS, min_years=20).values
-        for i, row in zip(todo, levels, strict=True):
-            _RP_CACHE[keys[i]] = row
-            if len(_RP_CACHE) > _RP_CACHE_SIZE:
-                _RP_CACHE.popitem(last=False)
-    return np.array([_RP_CACHE[k] for k in keys]).reshape(len(sites), 3)
+    keys = _rp_keys(sites)
+    if any(k not in _RP_CACHE for k in keys.tolist()):
+        _load_rp_file()
+    todo = np.array([i for i, k in enumerate(keys.tolist()) if k not in _RP_CACHE], dtype=np.int64)
+    if todo.size:
+        computed = np.empty((todo.size, 3))
+        for first in range(0, todo.size, _RP_BLOCK):
+            block = todo[first : first + _RP_BLOCK]
+            part = SiteSet([sites[int(i)] for i in block])
+            dis = synthetic.generate(part, *RP_PERIOD, ["dis24"])["dis24"].astype(np.float64)
+            levels = gumbel_return_levels(annual_maxima(dis, 360), RETURN_PERIODS, min_years=20).values
+            computed[first : first + block.size] = levels
+        for key, row in zip(keys[todo].tolist(), computed, strict=True):
+            _RP_CACHE[key] = row
+        _save_rp_file(keys[todo], computed)
+        while len(_RP_CACHE) > _RP_CACHE_SIZE:
+            _RP_CACHE.popitem(last=False)
+        found = {int(k): computed[j] for j, k in enumerate(keys[todo].tolist())}
+        return np.array([found.get(k, _RP_CACHE.get(k)) for k in keys.tolist()]).reshape(len(sites), 3)
+    return np.array([_RP_CACHE[k] for k in keys.tolist()]).reshape(len(sites), 3)
 
 
 # --- the generator -------------------------------------------------------------------------------------

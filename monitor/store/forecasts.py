@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import (
     Boolean,
@@ -24,7 +23,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     delete,
-    insert,
     select,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -132,14 +130,49 @@ def stored_issue(session: Session, source: str) -> ForecastIssue | None:
     )
 
 
-def _plain(value):
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, pd.Timestamp):
-        return value.date()
-    return value
+def _column(values: pd.Series) -> list:
+    """One column of records as plain Python values: NaN/NaT/NA as None, timestamps as dates."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        values = pd.Series(values.dt.date, dtype=object).where(values.notna(), None)
+    elif values.dtype == object:
+        values = values.map(lambda v: v.date() if isinstance(v, pd.Timestamp) else v)
+    return [None if v is None or v is pd.NA or v != v else v for v in values.tolist()]
+
+
+def _processed(column: list, processor) -> list:
+    """`column` through a bind processor of SQLAlchemy, once per distinct value (dates and labels repeat)."""
+    if processor is None:
+        return column
+    try:
+        done = {v: processor(v) for v in set(column)}
+    except TypeError:  # unhashable values: one at a time
+        return [processor(v) for v in column]
+    return [done[v] for v in column]
+
+
+def _bulk_insert(session: Session, columns: dict[str, list]) -> None:
+    """Insert forecast value rows given column-wise: COPY on PostgreSQL (psycopg), else executemany of
+    tuples through the driver, each column converted by its SQLAlchemy type once per distinct value."""
+    table = ForecastValueRow.__table__
+    names = list(columns)
+    conn = session.connection()
+    dialect = conn.dialect
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        cursor = conn.connection.dbapi_connection.cursor()
+        with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in zip(*columns.values(), strict=True):
+                copy.write_row(row)
+        return
+    converted = [_processed(columns[n], table.c[n].type.bind_processor(dialect)) for n in names]
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
+    rows = list(zip(*converted, strict=True))
+    for i in range(0, len(rows), _BATCH):
+        conn.exec_driver_sql(sql, rows[i : i + _BATCH])
+
+
+#: Rows per executemany.
+_BATCH = 20_000
 
 
 def replace_forecast(session: Session, issue: ForecastIssue, records: pd.DataFrame) -> int:
@@ -163,15 +196,11 @@ def replace_forecast(session: Session, issue: ForecastIssue, records: pd.DataFra
     )
     if records.empty:
         return 0
-    frame = records[list(RECORD_COLUMNS)]
-    head = {"source": issue.source, "issued": issue.issued}
-    rows = [
-        head | {k: _plain(v) for k, v in zip(RECORD_COLUMNS, r, strict=True)}
-        for r in frame.itertuples(index=False, name=None)
-    ]
-    for i in range(0, len(rows), 2000):
-        session.execute(insert(ForecastValueRow), rows[i : i + 2000])
-    return len(rows)
+    n = len(records)
+    columns = {"source": [issue.source] * n, "issued": [issue.issued] * n}
+    columns |= {c: _column(records[c]) for c in RECORD_COLUMNS}
+    _bulk_insert(session, columns)
+    return n
 
 
 def forecast_values(

@@ -90,8 +90,17 @@ def test_forecasts_never_enter_the_observed_values(client, settings, store):
         client.get("/api/v1/sites/nowhere/forecasts", params={"indicator": "fire_danger_class"}).status_code
         == 404
     )
-    none = client.get("/api/v1/sites/bergen/forecasts", params={"indicator": "hot_days"}).json()
-    assert none["points"] == [] and none["issued"] is None
+    none = client.get("/api/v1/sites/bergen/forecasts", params={"indicator": "pm10_exceedance_days"}).json()
+    assert none["points"] == [] and none["issued"] is None  # forecast by a source not run here
+    never = client.get("/api/v1/sites/bergen/forecasts", params={"indicator": "hot_days"})
+    assert never.status_code == 422 and never.headers["content-type"] == "application/problem+json"
+    body = never.json()
+    assert "hot_days is never forecast" in body["detail"] and "flood_return_period" in body["detail"]
+    assert set(body["forecast_indicators"]) == {
+        "pm10_exceedance_days",
+        "fire_danger_class",
+        "flood_return_period",
+    }
 
 
 def test_cap_and_atom_say_when_the_forecast_condition_is_expected(client, cap_schema, settings):

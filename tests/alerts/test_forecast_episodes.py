@@ -56,7 +56,6 @@ def step(store, sites, records, issued: date, spec=FIRE, baseline=None, now=None
     """One forecast issue through the alert engine and the outbox, as the pipeline runs it."""
     observed_until = issued - timedelta(days=1)
     with store.session.begin() as session:
-        expire_forecasts(session, [spec.id], observed_until, now=now)
         raised = evaluate_forecast(
             session,
             spec,
@@ -69,6 +68,7 @@ def step(store, sites, records, issued: date, spec=FIRE, baseline=None, now=None
             baseline,
             now,
         )
+        expire_forecasts(session, [spec.id], observed_until, now=now)
         enqueue(session, now=now)
     return raised
 
@@ -163,14 +163,16 @@ def test_an_issue_without_the_exceedance_resolves_the_alert(store, sites):
     assert {a.status for a in alerts_of(store, "athens")} == {"open", "resolved"}
 
 
-def test_an_onset_reached_by_observed_data_hands_over_to_observed_alerts(store, sites):
+def test_an_expected_period_reached_by_observed_data_hands_over_to_observed_alerts(store, sites):
     day = date(2026, 8, 1)
-    step(store, sites, fire_issue("athens", day, [1, 1, 3, 3]), day)  # onset 3 August
+    step(store, sites, fire_issue("athens", day, [1, 1, 3, 3]), day)  # expected 3 to 4 August
     (alert,) = alerts_of(store, "athens")
     with store.session.begin() as session:
         assert expire_forecasts(session, [FIRE.id], date(2026, 8, 2)) == 0
+    with store.session.begin() as session:  # the onset passed, the period goes on: kept
+        assert expire_forecasts(session, [FIRE.id], date(2026, 8, 3)) == 0
     with store.session.begin() as session:
-        assert expire_forecasts(session, [FIRE.id], date(2026, 8, 3)) == 1
+        assert expire_forecasts(session, [FIRE.id], date(2026, 8, 4)) == 1
     (alert,) = alerts_of(store, "athens")
     assert alert.status == "resolved" and alert.sequence == 2
     assert "observed alerts take over" in store.alert_events(alert.id)[-1].note

@@ -22,6 +22,8 @@ from tests.conftest import REPO
 
 CHROMIUM = Path(os.environ.get("HM_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = REPO / "test-artifacts"
+#: Demo sites whose climate projections the demo server computes (all of them would take minutes).
+PROJECTED_SITES = ("pompeii", "stonehenge")
 
 
 def _unavailable(reason: str) -> None:
@@ -37,6 +39,7 @@ class DemoServer:
     url: str
     store: object
     site_ids: list[str]
+    projected_site_ids: list[str]
 
 
 def _free_port() -> int:
@@ -47,15 +50,19 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory) -> Iterator[DemoServer]:
-    """The demo as `heritage-monitor demo` seeds it (two years of synthetic history), served by uvicorn.
+    """The demo as `heritage-monitor demo` seeds it (two years of synthetic history with its forecasts, and
+    climate projections), served by uvicorn.
 
-    Uses SQLite in a temporary folder: the database back ends are covered by the API and store tests.
+    Uses SQLite in a temporary folder: the database back ends are covered by the API and store tests. To
+    keep the module fast the synthetic projections cover only `PROJECTED_SITES` over short periods.
     """
     import uvicorn
 
     from api.app import create_app
     from monitor.pipeline import Pipeline
+    from monitor.projections import compute_projections
     from monitor.settings import Settings
+    from monitor.sources.synthetic_projections import SyntheticProjections
     from monitor.store.db import make_engine, upgrade
     from monitor.store.repository import Store
     from monitor.store.variables import VariableStore
@@ -68,6 +75,8 @@ def demo_server(tmp_path_factory) -> Iterator[DemoServer]:
         database_url=f"sqlite:///{data / 'heritage.db'}",
         demo_end=date(2026, 11, 15),
         demo_years=2,
+        projections_baseline="1991-2000",
+        projections_periods="2031-2040,2041-2050",
         _env_file=None,
     )
     engine = make_engine(settings.resolved_database_url)
@@ -77,6 +86,9 @@ def demo_server(tmp_path_factory) -> Iterator[DemoServer]:
     store.upsert_sites(sites)
     report = Pipeline(settings, store, VariableStore(data / "variables")).run(None, None, None, sites.ids)
     assert not report.failed, report.failed
+    projected = store.site_set(list(PROJECTED_SITES))
+    projections = compute_projections(settings, store, SyntheticProjections(settings), projected, None)
+    assert not projections.failed and projections.values_written, projections.failed
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings, store), host="127.0.0.1", port=port, log_level="warning")
@@ -89,7 +101,7 @@ def demo_server(tmp_path_factory) -> Iterator[DemoServer]:
             pytest.fail("the dashboard server did not start")
         time.sleep(0.05)
     try:
-        yield DemoServer(f"http://127.0.0.1:{port}", store, list(sites.ids))
+        yield DemoServer(f"http://127.0.0.1:{port}", store, list(sites.ids), list(projected.ids))
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -107,9 +108,15 @@ def expect_panel(page, feature: dict) -> None:
     assert "Copernicus" in page.locator("#site-attribution").inner_text()
 
 
+def filter_alerts(page, field: str, value: str) -> None:
+    """Choose an alert filter and wait until the list shows the new answer (not the list before it)."""
+    page.select_option(f"#filter-{field}", value)
+    page.wait_for_selector("#alert-list[aria-busy='false']", state="attached")
+
+
 def act_on(page, alert: dict, note: str) -> object:
     """Show only this alert's site, open its action form, write the note; the alert's list item."""
-    page.select_option("#filter-site", alert["site"])
+    filter_alerts(page, "site", alert["site"])
     item = page.locator(f".alert-item[data-alert='{alert['id']}']")
     item.wait_for()
     item.get_by_role("button", name="Acknowledge or resolve…").click()
@@ -175,6 +182,126 @@ def test_the_dashboard_fits_a_phone(browser, demo_server, artifacts):
         page.wait_for_function("() => document.getElementById('chart-image').naturalWidth > 0")
         assert page.locator("#chart-image").bounding_box()["width"] <= PHONE["width"]
         page.screenshot(path=str(artifacts / "dashboard-phone-site.png"))
+        page.select_option("#chart-indicator", "hot_days")
+        page.wait_for_function("() => document.getElementById('projections-image').naturalWidth > 0")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+        assert page.locator("#projections-image").bounding_box()["width"] <= PHONE["width"]
+        table = page.locator("#projections-table")
+        assert table.bounding_box()["width"] <= PHONE["width"]
+        assert page.evaluate("(t) => t.scrollWidth <= t.clientWidth", table.element_handle())
+        page.locator("#projections-part").screenshot(path=str(artifacts / "dashboard-phone-projections.png"))
         assert_local(requested, demo_server.url)
     finally:
         context.close()
+
+
+def utc_minutes(iso: str) -> str:
+    """An API time as the dashboard shows it: `YYYY-MM-DD HH:MM UTC`."""
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def test_the_alerts_list_tells_forecasts_and_projections_from_observations(
+    page, requested, demo_server, artifacts
+):
+    forecasts = api(demo_server, "alerts", kind="forecast", status="open", limit=100)["alerts"]
+    projected = api(demo_server, "alerts", kind="projected", status="open", limit=100)["alerts"]
+    if not forecasts or not projected:
+        pytest.fail("the demo raised no forecast or no projected alert")
+    load(page, demo_server.url)
+    filter_alerts(page, "kind", "forecast")
+    forecast = forecasts[0]
+    note = page.locator(f".alert-item[data-alert='{forecast['id']}'] .kind-note")
+    note.wait_for()
+    lead = forecast["lead_time_days"]
+    end = forecast["expected"]["end"]
+    until = "" if end == forecast["onset"] else f" to {end}"
+    assert note.inner_text() == (
+        f"Forecast: expected from {forecast['onset']}{until}, "
+        f"lead {lead} day{'' if lead == 1 else 's'}, issued {utc_minutes(forecast['issued'])}"
+    )
+    assert page.locator(".alert-item").count() == len(forecasts)
+    page.locator("#alert-list").screenshot(path=str(artifacts / "dashboard-forecast-alerts.png"))
+
+    filter_alerts(page, "kind", "projected")
+    plan = projected[0]
+    note = page.locator(f".alert-item[data-alert='{plan['id']}'] .kind-note")
+    note.wait_for()
+    period, scenario = plan["provenance"]["period"], plan["provenance"]["scenario"]
+    text = note.inner_text()
+    assert text.startswith("Projection (planning, not a forecast):")
+    assert f"{period['start']}–{period['end']}" in text and scenario in text
+    facts = page.locator(f".alert-item[data-alert='{plan['id']}'] .alert-facts").inner_text()
+    assert f"ensemble median of {len(plan['provenance']['models'])} models" in facts
+    assert f"in the baseline {plan['provenance']['baseline'].replace('-', '–')}" in facts
+    assert "SYNTHETIC" in page.locator(f".alert-item[data-alert='{plan['id']}']").inner_text()
+
+    # Observed alerts are labelled as such, never as forecasts or projections.
+    filter_alerts(page, "kind", "observed")
+    labels = page.locator(".alert-item .kind-label").all_inner_texts()
+    assert labels and set(labels) == {"Observed:"}
+    assert_local(requested, demo_server.url)
+
+
+def open_site(page, site_id: str, indicator: str) -> None:
+    page.locator(f".site-button[data-site='{site_id}']").click()
+    page.wait_for_function("() => document.querySelectorAll('#chart-indicator option').length > 0")
+    page.select_option("#chart-indicator", indicator)
+
+
+def test_a_site_shows_its_climate_projections_and_forecast(page, requested, demo_server, artifacts):
+    site = demo_server.projected_site_ids[0]
+    data = api(demo_server, f"sites/{site}/projections", indicator="hot_days")
+    assert data["scenarios"], "the demo server stored no projections"
+    load(page, demo_server.url)
+    open_site(page, site, "hot_days")
+    page.wait_for_function("() => document.getElementById('projections-image').naturalWidth > 0")
+    # One row for the baseline and one per future period, per scenario, with medians, ranges and units.
+    rows = page.locator("#projections-table tbody tr")
+    assert rows.count() == sum(1 + len(s["periods"]) for s in data["scenarios"])
+    cells = [r.locator("th, td").all_inner_texts() for r in rows.all()]
+    scenario = data["scenarios"][-1]
+    period = scenario["periods"][-1]
+    row = next(c for c in cells if c[1] == f"{period['start']}–{period['end']}" and c[0] == "RCP8.5")
+    assert scenario["scenario"] == "rcp_8_5"
+    change = period["change"]["median"]
+    assert row[3].startswith(f"{'+' if change > 0 else ''}{change:.4g} days (range ")
+    assert row[2].startswith(f"{period['future']['median']:.4g} days")
+    assert row[4].lower() == period["level"]
+    assert cells[0][1] == f"{data['baseline_period'].replace('-', '–')} (baseline)"
+    assert "days" in page.locator("#projections-caption").inner_text()
+    # The chart, the provenance and the planning note with the synthetic label and the attribution.
+    image = page.locator("#projections-image")
+    assert data["site_name"] in image.get_attribute("alt") and "days" in image.get_attribute("alt")
+    provenance = page.locator("#projections-provenance").inner_text()
+    for model in data["provenance"]["models"] + data["provenance"]["splice"]:
+        assert model in provenance
+    assert data["provenance"]["bias"]["description"] in provenance
+    note = page.locator("#projections-note").inner_text()
+    assert note.startswith("Projection (planning, not a forecast)") and "SYNTHETIC" in note
+    assert page.locator("#projections-attribution").inner_text() == f"Data: {data['attribution']}"
+    page.wait_for_function("() => document.getElementById('chart-image').naturalWidth > 0")
+    page.locator("#site-panel").screenshot(path=str(artifacts / "dashboard-projections.png"))
+
+    # An indicator not computed from projections says so (the API answers 422), and shows its forecast.
+    forecast = api(demo_server, f"sites/{site}/forecasts", indicator="flood_return_period")
+    assert forecast["points"], "the demo stored no flood forecast"
+    page.select_option("#chart-indicator", "flood_return_period")
+    message = page.locator("#projections-message")
+    message.filter(has_text="No climate projections for River flood category").wait_for()
+    assert "is not computed from climate projections" in message.inner_text()
+    assert page.locator("#projections-body").is_hidden()
+    page.locator("#forecast-part").wait_for()
+    summary = page.locator("#forecast-summary").inner_text()
+    assert summary.startswith("Forecast: River flood category")
+    assert f"issued {utc_minutes(forecast['issued'])}" in summary and "lead " in summary
+    assert page.locator("#forecast-table tbody tr").count() == len(forecast["points"])
+    assert "SYNTHETIC" in page.locator("#forecast-attribution").inner_text()
+    page.wait_for_function("() => document.getElementById('chart-image').naturalWidth > 0")
+    page.locator("#site-panel").screenshot(path=str(artifacts / "dashboard-forecast.png"))
+
+    # A site whose projections were not computed says that there are none yet.
+    other = next(s for s in demo_server.site_ids if s not in demo_server.projected_site_ids)
+    open_site(page, other, "hot_days")
+    page.locator("#projections-message").filter(has_text="No climate projections of Hot days").wait_for()
+    assert page.locator("#projections-body").is_hidden()
+    assert_local(requested, demo_server.url)

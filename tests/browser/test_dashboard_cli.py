@@ -16,6 +16,9 @@ def served(monkeypatch, tmp_path, database_url) -> list[tuple[str, int]]:
         "HM_DATABASE_URL": database_url,
         "HM_DEMO_END": "2026-11-15",
         "HM_DEMO_YEARS": "1",
+        # The demo also computes climate projections: short periods keep it to seconds.
+        "HM_PROJECTIONS_BASELINE": "1996-2000",
+        "HM_PROJECTIONS_PERIODS": "2001-2005",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)  # no .env file of the working tree

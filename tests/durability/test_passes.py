@@ -290,6 +290,8 @@ class Clock:
 
 
 def test_a_failing_renewal_keeps_the_lease_only_until_its_ttl(store, monkeypatch):
+    if store.engine.dialect.name == "postgresql":
+        pytest.skip("advisory locks: a failed renewal loses the lease at once (test_lease_regressions.py)")
     clock = Clock(datetime(2026, 11, 20, tzinfo=UTC))
     lease = Lease(store.engine, ttl_seconds=60, owner="a", clock=clock)
     assert lease.acquire()
@@ -297,7 +299,7 @@ def test_a_failing_renewal_keeps_the_lease_only_until_its_ttl(store, monkeypatch
     def database_busy(*_args):
         raise RuntimeError("database is locked")
 
-    monkeypatch.setattr(lease, "_check_advisory" if lease.advisory else "_renew_row", database_busy)
+    monkeypatch.setattr(lease, "_renew_row", database_busy)
     clock.at += timedelta(seconds=30)
     assert lease.renew() and lease.held  # a hiccup within the TTL
     clock.at += timedelta(seconds=31)

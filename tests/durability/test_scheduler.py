@@ -64,7 +64,7 @@ def test_every_job_has_a_thread_of_its_own(settings, store):
     s.start(paused=True)
     try:
         jobs = s.get_jobs()
-        assert len(jobs) == len(sched.SOURCES) + 3  # every source is scheduled by default
+        assert len(jobs) == len(sched.SOURCES) + 5  # every source and both projection jobs
         assert s._lookup_executor("default")._pool._max_workers >= len(jobs)
     finally:
         s.shutdown(wait=False)

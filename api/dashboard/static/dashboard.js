@@ -84,6 +84,46 @@
     return withUnits(value, units);
   }
 
+  function plural(n, word) {
+    return `${n} ${word}${n === 1 ? "" : "s"}`;
+  }
+
+  /** An ISO date-time as `YYYY-MM-DD HH:MM UTC` (the API's times are UTC, with or without an offset). */
+  function formatUtc(iso) {
+    const zoned = /(Z|[+-]\d\d:?\d\d)$/.test(iso || "") ? iso : `${iso}Z`;
+    const when = new Date(zoned);
+    if (!iso || Number.isNaN(when.getTime())) return iso || "unknown time";
+    return `${when.toISOString().slice(0, 16).replace("T", " ")} UTC`;
+  }
+
+  /** A scenario as the Climate Data Store spells it (`rcp_4_5`, `ssp2_4_5`) in its usual form. */
+  function scenarioName(scenario) {
+    let m = /^rcp_(\d)_(\d)$/.exec(scenario || "");
+    if (m) return `RCP${m[1]}.${m[2]}`;
+    m = /^ssp(\d)_(\d)_(\d)$/.exec(scenario || "");
+    if (m) return `SSP${m[1]}-${m[2]}.${m[3]}`;
+    return scenario || "unknown scenario";
+  }
+
+  function unitsSuffix(units) {
+    if (units === "1") return " (dimensionless)";
+    return units ? ` ${units}` : "";
+  }
+
+  /** A median with the model range: `28 days (range 27.2 to 28.4 days)`; signed for changes. */
+  function spreadText(spread, units, signed) {
+    if (!spread || spread.median === null || spread.median === undefined) return "no value";
+    const show = (v) => {
+      const text = formatNumber(v);
+      return signed && v > 0 ? `+${text}` : text;
+    };
+    const range =
+      spread.min === null || spread.max === null || spread.min === undefined || spread.max === undefined
+        ? ""
+        : ` (range ${show(spread.min)} to ${show(spread.max)}${unitsSuffix(units)})`;
+    return `${show(spread.median)}${unitsSuffix(units)}${range}`;
+  }
+
   function titleOf(indicatorId) {
     const spec = state.indicators.get(indicatorId);
     return spec ? spec.title : indicatorId;
@@ -347,6 +387,8 @@
     $("site-details").replaceChildren();
     $("latest-table").tBodies[0].replaceChildren();
     clearChart("Loading…");
+    $("forecast-part").hidden = true;
+    clearProjections("");
     try {
       const feature = await getJson(`sites/${encodeURIComponent(id)}`);
       if (state.selected !== id) return;
@@ -406,7 +448,10 @@
     select.replaceChildren(...latest.map(([id]) => el("option", { value: id }, titleOf(id))));
     select.onchange = () => showChart(feature.id, select.value);
     if (latest.length) showChart(feature.id, (status.level_indicators || [])[0] || latest[0][0]);
-    else clearChart("No time series yet.");
+    else {
+      clearChart("No time series yet.");
+      clearProjections("No indicator values yet, so no climate projections to show.");
+    }
   }
 
   async function showChart(siteId, indicator) {
@@ -415,6 +460,8 @@
     const image = $("chart-image");
     const caption = $("chart-caption");
     clearChart("Loading the chart…");
+    showForecast(siteId, indicator);
+    showProjections(siteId, indicator);
     const query = `indicator=${encodeURIComponent(indicator)}`;
     const site = encodeURIComponent(siteId);
     try {
@@ -465,6 +512,197 @@
     return parts;
   }
 
+  /** Whether the panel still shows this site and indicator (a slower answer for another is dropped). */
+  function stillShown(siteId, indicator) {
+    return state.selected === siteId && $("chart-indicator").value === indicator;
+  }
+
+  // ---- forecast --------------------------------------------------------------------------------
+  /** The newest forecast of the indicator at the site, apart from the observed chart; hidden when none. */
+  async function showForecast(siteId, indicator) {
+    const part = $("forecast-part");
+    part.hidden = true;
+    $("forecast-table").tBodies[0].replaceChildren();
+    let forecast;
+    try {
+      forecast = await getJson(`sites/${encodeURIComponent(siteId)}/forecasts`, { indicator });
+    } catch (err) {
+      // 422: the indicator is never forecast, so the part stays hidden.
+      if (!stillShown(siteId, indicator) || err.status === 422) return;
+      $("forecast-summary").textContent = `Could not load the forecast: ${err.describe ? err.describe() : err}`;
+      $("forecast-attribution").textContent = "";
+      part.hidden = false;
+      return;
+    }
+    if (!stillShown(siteId, indicator) || !(forecast.points || []).length) return;
+    drawForecast(forecast);
+    part.hidden = false;
+  }
+
+  function drawForecast(forecast) {
+    const points = forecast.points;
+    const units = forecast.units;
+    const worst = Math.max(...points.map((p) => LEVELS.indexOf(p.level)));
+    const first = points.find((p) => LEVELS.indexOf(p.level) === worst) || points[0];
+    const last = points[points.length - 1];
+    const product = [forecast.product, forecast.product_version].filter(Boolean).join(", ");
+    const categorical = Boolean(state.indicators.get(forecast.indicator)?.levels?.categories);
+    const unitsText = categorical ? "" : ` (${units === "1" ? "dimensionless" : units})`;
+    $("forecast-summary").replaceChildren(
+      el("strong", { className: "kind-label" }, "Forecast:"),
+      ` ${forecast.title}${unitsText}, issued ${formatUtc(forecast.issued)}, ` +
+        `${plural(points.length, "day")} to ${last.valid_day}` +
+        (forecast.observed_until ? ` (observations to ${forecast.observed_until})` : "") +
+        ". Highest level ",
+      levelBadge(worst >= 0 ? LEVELS[worst] : NO_DATA),
+      ` expected from ${first.valid_day}, lead ${plural(first.lead_days, "day")}: ` +
+        `${valueOf(forecast.indicator, first.value, units)}. ` +
+        `Source: ${forecast.source || "unknown"}${product ? ` (${product})` : ""}. ` +
+        "Kept apart from the observed series charted above.",
+    );
+    $("forecast-caption").textContent = `Forecast of ${forecast.title} at ${forecast.site_name} by valid day`;
+    $("forecast-days-summary").textContent = `Forecast values by day (${points.length})`;
+    $("forecast-table").tBodies[0].replaceChildren(
+      ...points.map((p) =>
+        el(
+          "tr",
+          {},
+          el("th", { scope: "row" }, p.valid_day),
+          el("td", { className: "num" }, plural(p.lead_days, "day")),
+          el("td", { className: "num" }, valueOf(forecast.indicator, p.value, units)),
+          el("td", {}, levelBadge(p.level)),
+        ),
+      ),
+    );
+    const attribution = $("forecast-attribution");
+    attribution.replaceChildren(
+      forecast.synthetic ? el("strong", { className: "synthetic-tag" }, "SYNTHETIC demo forecast. ") : "",
+      forecast.attribution ? `Data: ${forecast.attribution}` : "",
+    );
+  }
+
+  // ---- climate projections ---------------------------------------------------------------------
+  function clearProjections(message) {
+    const image = $("projections-image");
+    if (image.src.startsWith("blob:")) URL.revokeObjectURL(image.src);
+    image.removeAttribute("src");
+    image.hidden = true;
+    $("projections-body").hidden = true;
+    $("projections-message").textContent = message;
+  }
+
+  /** Baseline and projected periods of the indicator at the site per scenario: a table, a chart and
+   * their provenance; a plain sentence when the indicator is not computed from climate projections. */
+  async function showProjections(siteId, indicator) {
+    clearProjections("Loading the climate projections…");
+    const site = encodeURIComponent(siteId);
+    let data;
+    try {
+      data = await getJson(`sites/${site}/projections`, { indicator });
+    } catch (err) {
+      if (!stillShown(siteId, indicator)) return;
+      clearProjections(
+        err.status === 422
+          ? `No climate projections for ${titleOf(indicator)}: ${err.message}.`
+          : `Could not load the climate projections: ${err.describe ? err.describe() : err}`,
+      );
+      return;
+    }
+    if (!stillShown(siteId, indicator)) return;
+    if (!data.scenarios.length) {
+      clearProjections(`No climate projections of ${data.title} are stored for this site yet.`);
+      return;
+    }
+    drawProjections(data);
+    $("projections-message").textContent = "";
+    $("projections-body").hidden = false;
+    const query = `indicator=${encodeURIComponent(indicator)}`;
+    try {
+      const png = await request(new URL(`sites/${site}/projections.png?${query}`, new URL(API, document.baseURI)), {
+        accept: "image/png",
+      }).then((r) => r.blob());
+      if (!stillShown(siteId, indicator)) return;
+      const image = $("projections-image");
+      image.src = URL.createObjectURL(png);
+      image.hidden = false;
+    } catch (err) {
+      $("projections-chart-caption").textContent = `Could not load the chart: ${err.describe ? err.describe() : err}`;
+    }
+  }
+
+  function drawProjections(data) {
+    const units = data.units;
+    // Each cell names its column (`data-label`), shown when narrow screens stack the rows.
+    const row = (className, name, period, value, change, level) =>
+      el(
+        "tr",
+        { role: "row", className },
+        el("th", { scope: "row", role: "rowheader" }, name),
+        el("td", { role: "cell", "data-label": "Period" }, period),
+        el("td", { role: "cell", className: "num", "data-label": "Value" }, value),
+        el("td", { role: "cell", className: "num", "data-label": "Change" }, change),
+        el("td", { role: "cell", "data-label": "Level" }, levelBadge(level)),
+      );
+    const rows = [];
+    for (const s of data.scenarios) {
+      const name = scenarioName(s.scenario);
+      const baseline = `${(data.baseline_period || "").replace("-", "–")} (baseline)`;
+      rows.push(row("baseline-row", name, baseline, spreadText(s.baseline, units, false), "—", s.baseline_level));
+      for (const p of s.periods) {
+        const pct = p.change_pct ? `; ${spreadText(p.change_pct, "%", true)}` : "";
+        const change = spreadText(p.change, units, true) + pct;
+        rows.push(row(null, name, `${p.start}–${p.end}`, spreadText(p.future, units, false), change, p.level));
+      }
+    }
+    $("projections-table").tBodies[0].replaceChildren(...rows);
+    const prov = data.provenance || {};
+    const models = prov.models || [];
+    $("projections-note").replaceChildren(
+      el("strong", { className: "kind-label" }, "Projection (planning, not a forecast)"),
+      // The label already says what the API's note opens with.
+      ` ${data.note.replace(/^Climate projections: a projection for planning, not a forecast\.\s*/, "")}`,
+    );
+    $("projections-caption").textContent =
+      `${data.title} at ${data.site_name}, in ${units === "1" ? "dimensionless units" : units}: ` +
+      `ensemble of ${plural(models.length, "model")}, baseline ${data.baseline_period}` +
+      (prov.annual_statistic ? `; annual value: ${prov.annual_statistic}, averaged over each period` : "");
+    const scenarios = data.scenarios.map((s) => scenarioName(s.scenario)).join(" and ");
+    const periods = [...new Set(data.scenarios.flatMap((s) => s.periods.map((p) => `${p.start}–${p.end}`)))];
+    $("projections-image").alt =
+      `Chart of the projected ${data.title} at ${data.site_name} in ${units}: the baseline ${data.baseline_period} ` +
+      `and ${periods.join(", ")} under ${scenarios}, ensemble median with the model range, risk bands shaded. ` +
+      "The table above gives the same values.";
+    $("projections-chart-caption").replaceChildren(
+      el("strong", {}, `${data.title} (${units}): climate projections`),
+      " — points are ensemble medians, bars the range across models. ",
+      data.synthetic ? el("strong", { className: "synthetic-tag" }, "SYNTHETIC demo data. ") : "",
+    );
+    const bias = prov.bias || {};
+    const details = [
+      ["Dataset", [prov.dataset, prov.product, prov.product_version].filter(Boolean).join(", ") || "—"],
+      [`Models (${models.length})`, models.join(", ") || "—"],
+      ["Scenarios", (prov.scenarios || []).map((s) => `${scenarioName(s)} (${s})`).join(", ") || "—"],
+      ["Bias adjustment", [prov.bias_method, bias.description].filter(Boolean).join(": ") || "—"],
+      ["Splice", (prov.splice || []).join("; ") || "—"],
+      ["Calendars", (prov.calendars || []).join(", ") || "—"],
+      ["Indicator version", prov.indicator_version || "—"],
+    ];
+    $("projections-provenance").replaceChildren(
+      ...details.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]),
+    );
+    const site = encodeURIComponent(data.site);
+    const query = `indicator=${encodeURIComponent(data.indicator)}`;
+    $("projections-links").replaceChildren(
+      "Download the projections: ",
+      el("a", { href: `api/v1/sites/${site}/projections.csv?${query}` }, "CSV"),
+      " · ",
+      el("a", { href: `api/v1/sites/${site}/projections?${query}` }, "JSON"),
+    );
+    $("projections-attribution").textContent = data.attribution
+      ? `Data: ${data.attribution}`
+      : "No data, so no attribution.";
+  }
+
   // ---- alerts ----------------------------------------------------------------------------------
   function filterParams() {
     const form = $("alert-filters");
@@ -476,6 +714,7 @@
   async function loadAlerts(append) {
     const list = $("alert-list");
     const message = $("alerts-message");
+    list.setAttribute("aria-busy", "true");
     try {
       const page = append
         ? await (await request(state.nextAlerts)).json()
@@ -492,6 +731,8 @@
         : "No alerts match these filters.";
     } catch (err) {
       message.textContent = `Could not load the alerts: ${err.describe ? err.describe() : err}`;
+    } finally {
+      list.setAttribute("aria-busy", "false");
     }
   }
 
@@ -568,7 +809,10 @@
     const headingId = `alert-title-${id}`;
     return el(
       "li",
-      { className: `alert-item severity-${alert.severity}`, dataset: { alert: id, site: alert.site } },
+      {
+        className: `alert-item severity-${alert.severity} kind-${alert.kind}-item`,
+        dataset: { alert: id, site: alert.site, kind: alert.kind },
+      },
       el(
         "article",
         { "aria-labelledby": headingId },
@@ -578,13 +822,8 @@
           levelBadge(alert.severity),
           el("span", {}, `${alert.indicator_title || titleOf(alert.indicator)} — ${site}`),
         ),
-        el(
-          "p",
-          { className: "alert-facts" },
-          `${valueOf(alert.indicator, alert.value, alert.units)}${threshold} · period ${alert.period.start} to ${alert.period.end}` +
-            ` · since ${alert.onset} · ${alert.kind} · `,
-          status,
-        ),
+        kindNote(alert),
+        el("p", { className: "alert-facts" }, alertFacts(alert, threshold), " · ", status),
         alert.synthetic ? el("p", { className: "synthetic-tag" }, "SYNTHETIC demo data") : null,
         el("p", { className: "attribution" }, alert.attribution),
         el(
@@ -597,6 +836,55 @@
         doneLine,
       ),
     );
+  }
+
+  /** A labelled line saying what kind of alert this is: observed, forecast (onset, lead, issue) or a
+   * planning projection (period, scenario), so a forecast or projection is never read as an observation. */
+  function kindNote(alert) {
+    const facts = alert.provenance || {};
+    let label;
+    let text;
+    if (alert.kind === "forecast") {
+      label = "Forecast:";
+      const until = alert.expected && alert.expected.end !== alert.onset ? ` to ${alert.expected.end}` : "";
+      const lead = alert.lead_time_days === null || alert.lead_time_days === undefined
+        ? "lead unknown"
+        : `lead ${plural(alert.lead_time_days, "day")}`;
+      text = `expected from ${alert.onset}${until}, ${lead}, issued ${formatUtc(alert.issued)}`;
+    } else if (alert.kind === "projected") {
+      label = "Projection (planning, not a forecast):";
+      const period = facts.period ? `${facts.period.start}–${facts.period.end}` : alert.onset;
+      text = `${period}, ${scenarioName(facts.scenario)}` + (facts.scenario ? ` (${facts.scenario})` : "");
+    } else if (alert.kind === "system") {
+      label = "System:";
+      text = `since ${alert.onset}`;
+    } else {
+      label = "Observed:";
+      text = `since ${alert.onset}`;
+    }
+    return el(
+      "p",
+      { className: `kind-note kind-${alert.kind}` },
+      el("strong", { className: "kind-label" }, label),
+      ` ${text}`,
+    );
+  }
+
+  /** The value behind an alert, worded for its kind. */
+  function alertFacts(alert, threshold) {
+    const value = `${valueOf(alert.indicator, alert.value, alert.units)}${threshold}`;
+    const facts = alert.provenance || {};
+    if (alert.kind === "forecast") return `peak ${value} on ${alert.period.start}`;
+    if (alert.kind === "projected") {
+      const models = (facts.models || []).length;
+      const baseline =
+        facts.baseline_level && facts.baseline
+          ? `, against ${LABELS[facts.baseline_level] || facts.baseline_level} ` +
+            `(${valueOf(alert.indicator, facts.baseline_value, alert.units)}) in the baseline ${String(facts.baseline).replace("-", "–")}`
+          : "";
+      return `ensemble median of ${plural(models, "model")}: ${value}${baseline}`;
+    }
+    return `${value} · period ${alert.period.start} to ${alert.period.end}`;
   }
 
   function setupAlerts() {
