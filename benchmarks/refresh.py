@@ -56,8 +56,12 @@ def _pipeline(settings):
 
 
 def setup(n_sites: int, data_dir: Path, database_url: str | None, history_days: int) -> dict:
-    """Register the sites and backfill `history_days` days before DAY; the setup's timings."""
-    pipeline = _pipeline(_settings(data_dir, database_url, DAY - timedelta(days=1)))
+    """Register the sites and backfill `history_days` days before DAY; the setup's timings.
+
+    The backfill holds a long lease: on SQLite its month of 100,000 sites is one write transaction of
+    minutes, during which the default lease could not be renewed (the database is locked)."""
+    settings = _settings(data_dir, database_url, DAY - timedelta(days=1), scheduler_lease_ttl_seconds=3600)
+    pipeline = _pipeline(settings)
     sites, t_sites = timed(lambda: european_sites(n_sites, seed=1))
     counts, t_register = timed(lambda: pipeline.store.upsert_sites(sites))
     start = DAY - timedelta(days=history_days)
