@@ -39,6 +39,7 @@ from indicators import LEVEL_CODES, IndicatorSpec, Thresholds, level_name
 from monitor.alerts.episodes import ACTIVE, AlertRule, _num, _open, _resolve, threshold_of
 from monitor.compute import compute
 from monitor.settings import Settings
+from monitor.sources.projections import from_gregorian
 from monitor.store.projections import ENSEMBLE, RECORD_COLUMNS, replace_projections, stored_values
 from monitor.store.repository import Store, utcnow
 from monitor.store.tables import AlertEventRow, AlertRow
@@ -242,32 +243,14 @@ def to_calendar(ds: xr.Dataset, calendar: str) -> xr.Dataset:
     """A daily cube on a Gregorian axis (datetime64 or cftime) put on `calendar` (cftime dates).
 
     Whole years are kept: `360_day` takes, for day i of a model year, the Gregorian day
-    floor(i · days-in-year / 360) of that year; `noleap`/`365_day` drop 29 February; other calendars keep
+    floor(i · days-in-year / 360) of that year; `noleap`/`365_day` drop 29 February; `standard` keeps
     every day. Missing Gregorian days are NaN.
     """
     time = ds.indexes["time"]
     first, last = int(time.min().year), int(time.max().year)
     stamps = pd.DatetimeIndex([pd.Timestamp(t.year, t.month, t.day) for t in time])
     full = pd.date_range(f"{first:04d}-01-01", f"{last:04d}-12-31", freq="D")
-    ds = ds.assign_coords(time=stamps).reindex(time=full)
-    end = f"{last:04d}-12-30" if calendar == "360_day" else f"{last:04d}-12-31"
-    target = xr.date_range(f"{first:04d}-01-01", end, freq="D", calendar=calendar, use_cftime=True)
-    years = np.arange(first, last + 1)
-    lengths = np.array([366 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 365 for y in years])
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    t_year = np.fromiter((t.year for t in target), dtype=np.int64, count=target.size) - first
-    t_doy = np.fromiter((t.dayofyr for t in target), dtype=np.int64, count=target.size) - 1
-    if calendar == "360_day":
-        src = offsets[t_year] + (t_doy * lengths[t_year]) // 360
-    elif calendar in ("noleap", "365_day"):
-        src = offsets[t_year] + t_doy + ((lengths[t_year] == 366) & (t_doy >= 59))  # skip 29 February
-    elif calendar in ("standard", "gregorian", "proleptic_gregorian"):
-        src = np.arange(target.size)
-    else:  # all_leap/366_day and julian would need their own day mapping
-        raise ValueError(f"calendar {calendar!r} is not supported; expected 360_day, noleap or standard")
-    out = ds.isel(time=src).assign_coords(time=target)
-    out["time"].attrs.update(standard_name="time", long_name="time", calendar=calendar)
-    return out
+    return from_gregorian(ds.assign_coords(time=stamps).reindex(time=full), calendar, first, last)
 
 
 # --- records ------------------------------------------------------------------------------------------

