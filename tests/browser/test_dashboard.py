@@ -244,6 +244,8 @@ def test_the_alerts_list_tells_forecasts_and_projections_from_observations(
 
 def open_site(page, site_id: str, indicator: str) -> None:
     page.locator(f".site-button[data-site='{site_id}']").click()
+    # the click empties the panel; once its table is filled again, the new site's indicators are listed
+    page.wait_for_function("() => document.querySelectorAll('#latest-table tbody tr').length > 0")
     page.wait_for_function("() => document.querySelectorAll('#chart-indicator option').length > 0")
     page.select_option("#chart-indicator", indicator)
 
