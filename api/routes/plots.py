@@ -18,7 +18,7 @@ import indicators
 from api.auth import ReaderDep
 from api.deps import StoreDep
 from api.errors import COMMON_ERRORS, ProblemError, problem_responses
-from api.routes.timeseries import _provenance
+from api.routes.timeseries import read_provenance
 from indicators import LEVELS, CategoryLevels, Thresholds
 
 router = APIRouter(prefix="/api/v1", tags=["timeseries"], responses=COMMON_ERRORS)
@@ -70,7 +70,7 @@ def plot(
     if start and end and start > end:
         raise ProblemError(422, "start must not be after end", errors=[{"field": "query.start"}])
     frame = store.series([site_id], [indicator], start, end)
-    _, _, attr = _provenance({indicator: frame})
+    attr = read_provenance(store, [site_id], [indicator], start, end).attribution
     levels = spec.thresholds_for(None, site.thresholds.get(indicator))
     fig = Figure(figsize=(9, 4.8), dpi=100)
     ax = fig.add_subplot()

@@ -18,26 +18,31 @@ import csv
 import hashlib
 import io
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import lru_cache
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xarray as xr
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy import Integer, String, select, type_coerce
+from sqlalchemy import Integer, String, func, select, type_coerce
 
 import indicators
 from api.auth import ReaderDep
 from api.deps import StoreDep
 from api.errors import COMMON_ERRORS, ProblemError, problem_responses
-from api.schemas import TimePoint, TimeSeriesPublic
+from api.schemas import TimeSeriesPublic
 from indicators import LEVELS, NO_DATA, CategoryLevels, IndicatorSpec, level_name
 from monitor.alerts.episodes import period_end
 from monitor.sources import SOURCES, attribution
@@ -152,6 +157,87 @@ _SERIES_COLUMNS = (*VALUE_COLUMNS, "computed_at")
 _RAW_COLUMNS = {"period_start", "computed_at", "synthetic"}
 
 
+def _selection(site_ids: list[str], indicator_ids: list[str], start: date | None, end: date | None) -> list:
+    """WHERE conditions of the stored rows a request selects."""
+    t = IndicatorValueRow.__table__
+    conditions = [t.c.site_id.in_(list(site_ids)), t.c.indicator_id.in_(list(indicator_ids))]
+    if start:
+        conditions.append(t.c.period_start >= start)
+    if end:
+        conditions.append(t.c.period_start <= end)
+    return conditions
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where the selected rows come from and when they last changed, read with one GROUP BY query before
+    any row is: the attribution of a response and its validators (a 304 reads no rows at all)."""
+
+    sources: str
+    synthetic: bool
+    attribution: str
+    rows: int
+    newest: datetime | None
+    #: Per indicator, the versions and source of its newest period (what the one-site response names).
+    latest: dict[str, dict[str, str]]
+
+    def validators(self, key: str) -> tuple[str, datetime | None]:
+        """ETag (request + row count + newest computed_at) and Last-Modified."""
+        newest = self.newest.astimezone(UTC) if self.newest is not None else None
+        modified = newest.replace(microsecond=0) if newest is not None else None
+        digest = hashlib.sha256(f"{key}|{self.rows}|{newest}".encode()).hexdigest()[:32]
+        return f'"{digest}"', modified
+
+
+def read_provenance(
+    store, site_ids: list[str], indicator_ids: list[str], start: date | None, end: date | None
+) -> Provenance:
+    """The `Provenance` of the rows `read_series` or `read_points` would return for the same selection."""
+    t = IndicatorValueRow.__table__
+    keys = (t.c.indicator_id, t.c.source, t.c.product, t.c.product_version, t.c.indicator_version)
+    q = (
+        select(
+            *keys,
+            func.max(t.c.synthetic),
+            func.max(t.c.computed_at),
+            func.count(),
+            func.min(t.c.period_start),
+            func.max(t.c.period_start),
+        )
+        .where(*_selection(site_ids, indicator_ids, start, end))
+        .group_by(*keys)
+    )
+    with store.engine.connect() as conn:
+        groups = conn.execute(q).all()
+    order = {ind: i for i, ind in enumerate(indicator_ids)}
+    groups.sort(
+        key=lambda g: (order.get(g[0], len(order)), g[8])
+    )  # as the rows come: by indicator, then time
+    sources: list[str] = []
+    latest: dict[str, tuple] = {}
+    for g in groups:
+        for part in g[1].split("+"):
+            if part not in sources:
+                sources.append(part)
+        if g[0] not in latest or g[9] >= latest[g[0]][9]:
+            latest[g[0]] = g
+    synthetic = any(bool(g[5]) for g in groups)
+    stamps = [g[6] for g in groups if g[6] is not None]
+    year = max(g[9] for g in groups).year if groups else date.today().year
+    joined = "+".join(sources)
+    return Provenance(
+        sources=joined,
+        synthetic=synthetic,
+        attribution=series_attribution(joined, synthetic, year),
+        rows=sum(g[7] for g in groups),
+        newest=max(stamps) if stamps else None,
+        latest={
+            ind: {"source": g[1], "product": g[2], "product_version": g[3], "indicator_version": g[4]}
+            for ind, g in latest.items()
+        },
+    )
+
+
 def read_series(
     store, site_ids: list[str], indicator_ids: list[str], start: date | None, end: date | None
 ) -> pd.DataFrame:
@@ -162,11 +248,7 @@ def read_series(
         type_coerce(t.c[c], String if c != "synthetic" else Integer) if c in _RAW_COLUMNS else t.c[c]
         for c in _SERIES_COLUMNS
     ]
-    q = select(*columns).where(t.c.site_id.in_(list(site_ids)), t.c.indicator_id.in_(list(indicator_ids)))
-    if start:
-        q = q.where(t.c.period_start >= start)
-    if end:
-        q = q.where(t.c.period_start <= end)
+    q = select(*columns).where(*_selection(site_ids, indicator_ids, start, end))
     q = q.order_by(t.c.site_id, t.c.indicator_id, t.c.period_start)
     with store.engine.connect() as conn:
         rows = conn.execute(q).all()
@@ -196,67 +278,82 @@ def read_frames(
     return out
 
 
-#: Level names by code, code -1 (no data) last so that it indexes from the end.
-_LEVEL_NAMES = np.array([*LEVELS, NO_DATA], dtype=object)
+#: Level names by code; code -1 (no data) is last, so that it indexes from the end.
+_LEVEL_NAMES = (*LEVELS, NO_DATA)
+#: Fields of a point in the one-site JSON response.
+_JSON_POINT = ("period_start", "period_end", "value", "level", "material")
+#: Columns of `read_points`.
+_POINT_COLUMNS = ("site_id", "period_start", "value", "level", "material")
 
 
-def period_ends(starts: pd.Series, freq: str) -> pd.Series:
-    """Last day of each period starting at `starts` (`period_end` over a whole column)."""
-    starts = pd.to_datetime(starts)
-    if freq == "D":
-        return starts
-    if freq == "MS":
-        return starts + pd.offsets.MonthEnd(0)
-    if freq == "YS":
-        return starts + pd.offsets.YearEnd(0)
-    return starts + pd.tseries.frequencies.to_offset(freq) - pd.Timedelta(days=1)
+@lru_cache(maxsize=65_536)
+def _period_end_iso(start: str, freq: str) -> str:
+    return period_end(date.fromisoformat(start), freq).isoformat()
 
 
-def point_columns(frame: pd.DataFrame, freq: str) -> dict[str, list]:
-    """The points of `frame` column by column: period_start and period_end (dates), value (None when
-    missing), level name and material. Built with array operations, not per row: a daily series of a few
-    decades has thousands of points, and the JSON responses are on the API's hottest path."""
-    values = frame["value"].to_numpy(dtype=float, na_value=np.nan)
-    materials = frame["material"].astype(object)
+def read_points(
+    store,
+    site_ids: list[str],
+    specs: list[IndicatorSpec],
+    start: date | None,
+    end: date | None,
+    resample: str | None,
+) -> dict[str, dict[str, list]]:
+    """Per indicator, the points of the JSON responses as plain lists ordered by site and period: site_id,
+    period_start and period_end (ISO dates), value (None when missing), level name and material.
+
+    The JSON responses are the API's hottest path and most series are short, so this reads only these
+    columns and builds no DataFrame unless a resample asks for one."""
+    t = IndicatorValueRow.__table__
+    q = (
+        select(
+            t.c.indicator_id,
+            t.c.site_id,
+            type_coerce(t.c.period_start, String),
+            t.c.value,
+            t.c.level,
+            t.c.material,
+        )
+        .where(*_selection(site_ids, [s.id for s in specs], start, end))
+        .order_by(t.c.indicator_id, t.c.site_id, t.c.period_start)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(q).all()
+    by_indicator = {ind: list(group) for ind, group in groupby(rows, key=itemgetter(0))}
+    out = {}
+    for spec in specs:
+        part = by_indicator.get(spec.id, [])
+        columns = list(zip(*part, strict=True))[1:] if part else [() for _ in _POINT_COLUMNS]
+        cols = dict(zip(_POINT_COLUMNS, map(list, columns), strict=True))
+        if cols["period_start"] and not isinstance(cols["period_start"][0], str):  # dates from the driver
+            cols["period_start"] = [d.isoformat() for d in cols["period_start"]]
+        freq = effective_freq(spec, resample)
+        if freq != spec.freq and part:
+            cols = _resample_points(cols, spec, resample)
+        starts = cols["period_start"]
+        out[spec.id] = {
+            "site_id": cols["site_id"],
+            "period_start": starts,
+            "period_end": starts if freq == "D" else [_period_end_iso(d, freq) for d in starts],
+            "value": [None if v is None or v != v else v for v in cols["value"]],
+            "level": [_LEVEL_NAMES[lv] for lv in cols["level"]],
+            "material": cols["material"],
+        }
+    return out
+
+
+def _resample_points(cols: dict[str, list], spec: IndicatorSpec, resample: str | None) -> dict[str, list]:
+    """`resample_frame` over point columns."""
+    frame = pd.DataFrame(cols).astype({"value": float})
+    frame["period_start"] = pd.to_datetime(frame["period_start"]).dt.date
+    out = resample_frame(frame, spec, resample)
     return {
-        "period_start": pd.to_datetime(frame["period_start"]).dt.date.tolist(),
-        "period_end": period_ends(frame["period_start"], freq).dt.date.tolist(),
-        "value": [None if v != v else v for v in values.tolist()],
-        "level": _LEVEL_NAMES[frame["level"].to_numpy(dtype=int)].tolist(),
-        "material": materials.where(materials.notna(), None).tolist(),
+        "site_id": out["site_id"].astype(str).tolist(),
+        "period_start": [d.isoformat() for d in out["period_start"]],
+        "value": out["value"].tolist(),
+        "level": out["level"].astype(int).tolist(),
+        "material": out["material"].astype(object).where(out["material"].notna(), None).tolist(),
     }
-
-
-def _provenance(frames: dict[str, pd.DataFrame]) -> tuple[str, bool, str]:
-    """(sources joined, synthetic?, attribution) over all rows."""
-    sources: list[str] = []
-    synthetic = False
-    year = date.today().year
-    for frame in frames.values():
-        if frame.empty:
-            continue
-        for src in frame["source"].dropna().astype(str).unique():
-            for part in src.split("+"):
-                if part not in sources:
-                    sources.append(part)
-        synthetic = synthetic or bool(frame["synthetic"].astype(bool).any())
-        year = pd.Timestamp(frame["period_start"].iloc[-1]).year
-    return "+".join(sources), synthetic, series_attribution("+".join(sources), synthetic, year)
-
-
-def _validators(frames: dict[str, pd.DataFrame], key: str) -> tuple[str, datetime | None]:
-    """ETag (request + newest computed_at + row count) and Last-Modified of a response."""
-    newest = None
-    rows = 0
-    for frame in frames.values():
-        rows += len(frame)
-        if len(frame) and "computed_at" in frame:
-            stamp = pd.to_datetime(frame["computed_at"], utc=True).max()
-            if pd.notna(stamp) and (newest is None or stamp > newest):
-                newest = stamp
-    modified = newest.to_pydatetime().replace(microsecond=0) if newest is not None else None
-    digest = hashlib.sha256(f"{key}|{rows}|{newest}".encode()).hexdigest()[:32]
-    return f'"{digest}"', modified
 
 
 def _not_modified(request: Request, etag: str, modified: datetime | None) -> bool:
@@ -446,25 +543,37 @@ def _split(value: str, field: str, limit: int) -> list[str]:
     return items
 
 
-def _export(
+def _respond(
     request: Request,
+    provenance: Provenance,
+    fmt: str,
+    json_body: Callable[[], dict],
+    export: Callable[[dict[str, str]], Response],
+) -> Response:
+    """304 when the client's copy is current; else the JSON body or the file `export` writes."""
+    etag, modified = provenance.validators(f"{request.url.path}?{request.url.query}|{fmt}")
+    headers = _cache_headers(etag, modified)
+    if _not_modified(request, etag, modified):
+        return Response(status_code=304, headers=headers)
+    if fmt == "json":
+        return Response(orjson.dumps(json_body()), media_type="application/json", headers=headers)
+    return export(headers)
+
+
+def _export(
     frames: dict[str, pd.DataFrame],
     specs: dict[str, IndicatorSpec],
     sites: list[Site],
     fmt: str,
     resample: str | None,
     filename: str,
-    json_body=None,
+    provenance: Provenance,
+    headers: dict[str, str],
 ) -> Response:
-    sources, synthetic, attr = _provenance(frames)
-    etag, modified = _validators(frames, f"{request.url.path}?{request.url.query}|{fmt}")
-    headers = _cache_headers(etag, modified)
-    if _not_modified(request, etag, modified):
-        return Response(status_code=304, headers=headers)
-    if fmt == "json":
-        return Response(json_body(sources, synthetic, attr), media_type="application/json", headers=headers)
+    """The rows as a CF-NetCDF, Parquet or (streamed) CSV file."""
+    attr = provenance.attribution
     if fmt == "netcdf":
-        data = to_netcdf(frames, specs, sites, resample, attr, synthetic, sources)
+        data = to_netcdf(frames, specs, sites, resample, attr, provenance.synthetic, provenance.sources)
         headers["Content-Disposition"] = f'attachment; filename="{filename}.nc"'
         return Response(data, media_type=FORMATS["netcdf"], headers=headers)
     table = long_table(frames, specs, attr)
@@ -519,18 +628,18 @@ def read_many(
     specs = {i: indicators.get(i) for i in _split(indicators_, "indicators", 200)}
     site_set = store.site_set(site_ids)
     site_list = [site_set[i] for i in site_ids]
-    frames = read_frames(store, site_ids, list(specs.values()), start, end, resample)
     fmt = negotiate(request, format)
+    provenance = read_provenance(store, site_ids, list(specs), start, end)
 
-    def body(sources: str, synthetic: bool, attr: str) -> str:
-        import json
-
+    def body() -> dict:
+        points = read_points(store, site_ids, list(specs.values()), start, end, resample)
         series = []
-        for ind, frame in frames.items():
+        for ind, cols in points.items():
             spec = specs[ind]
             freq = effective_freq(spec, resample)
-            cols = point_columns(frame, freq)  # once per indicator, then picked per site
-            rows_of = frame.groupby(frame["site_id"].astype(str), sort=False).indices if len(frame) else {}
+            rows_of: dict[str, list[int]] = {}
+            for i, site_id in enumerate(cols["site_id"]):
+                rows_of.setdefault(site_id, []).append(i)
             starts, ends, values, levels = (cols[c] for c in ("period_start", "period_end", "value", "level"))
             for site in site_list:
                 series.append(
@@ -542,8 +651,8 @@ def read_many(
                         "freq": freq,
                         "points": [
                             {
-                                "period_start": starts[i].isoformat(),
-                                "period_end": ends[i].isoformat(),
+                                "period_start": starts[i],
+                                "period_end": ends[i],
                                 "value": values[i],
                                 "level": levels[i],
                             }
@@ -551,36 +660,38 @@ def read_many(
                         ],
                     }
                 )
-        return json.dumps(
-            {
-                "sites": site_ids,
-                "indicators": [
-                    {
-                        "id": s.id,
-                        "title": s.title,
-                        "units": s.units,
-                        "freq": effective_freq(s, resample),
-                        "aggregation": aggregation(s),
-                        "version": s.version,
-                    }
-                    for s in specs.values()
-                ],
-                "resample": resample,
-                "level_aggregation": "max",
-                "source": sources or None,
-                "synthetic": synthetic,
-                "attribution": attr,
-                "series": series,
-            }
-        )
+        return {
+            "sites": site_ids,
+            "indicators": [
+                {
+                    "id": s.id,
+                    "title": s.title,
+                    "units": s.units,
+                    "freq": effective_freq(s, resample),
+                    "aggregation": aggregation(s),
+                    "version": s.version,
+                }
+                for s in specs.values()
+            ],
+            "resample": resample,
+            "level_aggregation": "max",
+            "source": provenance.sources or None,
+            "synthetic": provenance.synthetic,
+            "attribution": provenance.attribution,
+            "series": series,
+        }
 
-    return _export(request, frames, specs, site_list, fmt, resample, "timeseries", body)
+    def export(headers: dict[str, str]) -> Response:
+        frames = read_frames(store, site_ids, list(specs.values()), start, end, resample)
+        return _export(frames, specs, site_list, fmt, resample, "timeseries", provenance, headers)
+
+    return _respond(request, provenance, fmt, body, export)
 
 
 @router.get(
     "/sites/{site_id}/timeseries",
     summary="Time series of one indicator at one site",
-    responses=SUCCESS,
+    responses={**SUCCESS, 200: {**SUCCESS[200], "model": TimeSeriesPublic}},
 )
 def read_timeseries(
     site_id: Annotated[str, Path(description="Site id", examples=["krakow"])],
@@ -597,32 +708,40 @@ def read_timeseries(
     spec = indicators.get(indicator)
     site = store.get_site(site_id)
     _check_period(start, end)
-    frames = read_frames(store, [site_id], [spec], start, end, resample)
-    frame = frames[indicator]
     fmt = negotiate(request, format)
     freq = effective_freq(spec, resample)
+    provenance = read_provenance(store, [site_id], [indicator], start, end)
 
-    def body(sources: str, synthetic: bool, attr: str) -> str:
-        last = frame.iloc[-1] if len(frame) else None
-        cols = point_columns(frame, freq)
-        return TimeSeriesPublic(
-            site=site_id,
-            site_name=site.name,
-            indicator=indicator,
-            title=spec.title,
-            units=spec.units,
-            freq=freq,
-            indicator_version=str(last["indicator_version"]) if last is not None else spec.version,
-            levels=spec.thresholds_for(None, site.thresholds.get(indicator)).as_dict(),
-            source=str(last["source"]) if last is not None else None,
-            product=str(last["product"]) if last is not None else None,
-            product_version=str(last["product_version"]) if last is not None else None,
-            synthetic=synthetic,
-            attribution=attr,
-            points=[
-                TimePoint(period_start=s, period_end=e, value=v, level=lv, material=m)
-                for s, e, v, lv, m in zip(*cols.values(), strict=True)
+    def body() -> dict:
+        cols = read_points(store, [site_id], [spec], start, end, resample)[indicator]
+        latest = provenance.latest.get(indicator, {})
+        return {
+            "site": site_id,
+            "site_name": site.name,
+            "indicator": indicator,
+            "title": spec.title,
+            "units": spec.units,
+            "freq": freq,
+            "indicator_version": latest.get("indicator_version", spec.version),
+            "levels": spec.thresholds_for(None, site.thresholds.get(indicator)).as_dict(),
+            "source": latest.get("source"),
+            "product": latest.get("product"),
+            "product_version": latest.get("product_version"),
+            "synthetic": provenance.synthetic,
+            "attribution": provenance.attribution,
+            "points": [
+                {"period_start": s, "period_end": e, "value": v, "level": lv, "material": m}
+                for s, e, v, lv, m in zip(
+                    *(cols[c] for c in ("period_start", "period_end", "value", "level", "material")),
+                    strict=True,
+                )
             ],
-        ).model_dump_json()
+        }
 
-    return _export(request, frames, {indicator: spec}, [site], fmt, resample, f"{site_id}_{indicator}", body)
+    def export(headers: dict[str, str]) -> Response:
+        frames = read_frames(store, [site_id], [spec], start, end, resample)
+        return _export(
+            frames, {indicator: spec}, [site], fmt, resample, f"{site_id}_{indicator}", provenance, headers
+        )
+
+    return _respond(request, provenance, fmt, body, export)
