@@ -18,6 +18,8 @@ resolution and algorithm produced the values.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -80,20 +82,62 @@ def _mask_empty_periods(out: xr.DataArray, freq: str, *inputs: xr.DataArray) -> 
 _BLOCK = 64
 
 
+#: Threads reducing blocks at once: the numba kernels release the GIL, so the blocks of one call run on
+#: every core this process may use (xclim and numpy reductions run on one).
+_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool() -> ThreadPoolExecutor | None:
+    """This process's pool of kernel threads (a forked child never inherits its parent's threads)."""
+    if _THREADS < 2:
+        return None
+    pid = os.getpid()
+    if pid not in _POOLS:
+        _POOLS.clear()
+        _POOLS[pid] = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="hm-kernel")
+    return _POOLS[pid]
+
+
 def _blockwise(*arrays: np.ndarray, func: Any, n_out: int, **kwargs: Any) -> np.ndarray:
-    """`func(*blocks, **kwargs)` over blocks of `_BLOCK` rows (leading axes flattened) → (..., n_out)."""
+    """`func(*blocks, **kwargs)` over blocks of `_BLOCK` rows (leading axes flattened) → (..., n_out),
+    the blocks spread over `_THREADS` threads."""
     lead = arrays[0].shape[:-1]
     flat = [np.asarray(a).reshape(-1, a.shape[-1]) for a in arrays]
     rows = flat[0].shape[0]
+    firsts = range(0, rows, _BLOCK)  # blocks of sites, never single sites
+
+    def block(first: int) -> np.ndarray:
+        return func(*(a[first : first + _BLOCK] for a in flat), **kwargs)
+
+    pool = _pool() if len(firsts) > 1 else None
+    parts = pool.map(block, firsts) if pool is not None else map(block, firsts)
     out: np.ndarray | None = None
-    for first in range(0, rows, _BLOCK):  # a loop over blocks of sites, never over single sites
-        part = func(*(a[first : first + _BLOCK] for a in flat), **kwargs)
+    for first, part in zip(firsts, parts, strict=True):
         if out is None:
             out = np.empty((rows, n_out), dtype=part.dtype)
         out[first : first + _BLOCK] = part
     if out is None:
         out = np.empty((0, n_out))
     return out.reshape(*lead, n_out)
+
+
+#: numpy units of the calendar periods whose labels `_period_labels` computes without pandas.
+_CALENDAR_UNITS = {"MS": "M", "YS": "Y"}
+
+
+def _period_labels(time: xr.DataArray, freq: str) -> np.ndarray:
+    """The period starts `time.resample(time=freq)` labels: every month or year from the first step's to
+    the last's (empty ones included) by numpy; other frequencies and cftime calendars by (x)pandas."""
+    values = time.values
+    unit = _CALENDAR_UNITS.get(freq)
+    if values.dtype.kind == "M" and unit and values.size:
+        first, last = values.min().astype(f"datetime64[{unit}]"), values.max().astype(f"datetime64[{unit}]")
+        return np.arange(first, last + 1).astype(values.dtype)
+    index = time.to_index()
+    if isinstance(index, pd.DatetimeIndex):  # pandas finds the labels ~100x faster than xarray's groupby
+        return pd.Series(np.zeros(index.size), index=index).resample(freq).count().index.values
+    return time.resample(time=freq).count()["time"].values  # cftime calendars
 
 
 def _per_period(func: Any, freq: str, *inputs: xr.DataArray, **kwargs: Any) -> xr.DataArray:
@@ -104,11 +148,7 @@ def _per_period(func: Any, freq: str, *inputs: xr.DataArray, **kwargs: Any) -> x
     over its non-time dims (time must be, or is made, one chunk).
     """
     time = inputs[0]["time"]
-    index = time.to_index()
-    if isinstance(index, pd.DatetimeIndex):  # pandas finds the labels ~100x faster than xarray's groupby
-        labels = pd.Series(np.zeros(index.size), index=index).resample(freq).count().index.values
-    else:  # cftime calendars
-        labels = time.resample(time=freq).count()["time"].values
+    labels = _period_labels(time, freq)
     starts = kernels.period_starts(time.values, labels)
     out = xr.apply_ufunc(
         _blockwise,
