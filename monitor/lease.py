@@ -45,6 +45,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from monitor.store.tables import UTCDateTime
 
@@ -438,3 +439,19 @@ def _mark(engine: Engine, source: str) -> int:
             .values(status="interrupted", finished_at=utcnow(), error=INTERRUPTED)
         )
     return res.rowcount or 0
+
+
+def lock_shared_indicators(session: Session, indicator_ids: Sequence[str]) -> None:
+    """Serialise the passes that evaluate the same indicators: an indicator fed by two sources is computed
+    and judged by both sources' passes, which may run at once.
+
+    PostgreSQL: a transaction-scoped advisory lock per indicator, taken in sorted order (no deadlock between
+    two passes) and released at commit or rollback. SQLite needs none: it admits one writing transaction at
+    a time, and a pass writes an indicator's values before it reads that indicator's alerts, so the second
+    pass reads them only once the first has committed.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for indicator_id in sorted(set(indicator_ids)):
+        key = advisory_key(f"indicator:{indicator_id}")
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

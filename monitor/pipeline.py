@@ -40,7 +40,14 @@ from monitor.alerts.episodes import (
     period_floor,
 )
 from monitor.compute import compute
-from monitor.lease import LeaseHeldError, backfill_progress, hold_passes, mark_interrupted_runs, release_all
+from monitor.lease import (
+    LeaseHeldError,
+    backfill_progress,
+    hold_passes,
+    lock_shared_indicators,
+    mark_interrupted_runs,
+    release_all,
+)
 from monitor.settings import Settings
 from monitor.sources import SOURCES, SourceError, attribution, forecast_capable, make_source
 from monitor.store.forecasts import ForecastIssue, replace_forecast, stored_issue
@@ -478,6 +485,7 @@ class Pipeline:
         rule = AlertRule(self.settings.alert_min_level, self.settings.alert_lookback_days)
         attribution_text = self._attribution(cube, source_id, final_end)
         with self.store.session.begin() as session:
+            lock_shared_indicators(session, [spec.id for spec in self._affected(source_id)])
             for spec in self._affected(source_id):
                 if chunked and spec.history and not final:
                     continue

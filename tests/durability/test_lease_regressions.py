@@ -270,3 +270,31 @@ def test_a_pass_ending_within_the_grace_is_recorded_as_it_ended(settings, store,
     result = sched.guarded_pass(pipeline_for(settings, store), "glofas", body)
     assert result.status == "ok" and not sched.ABANDONED
     assert runs(store, "glofas") == [("ok", None)] and sched.open_system_alerts(store) == []
+
+
+# ---- passes of two sources sharing an indicator -----------------------------------------------------
+
+
+def test_a_pass_waits_while_another_transaction_judges_an_indicator_it_shares(settings, postgresql):
+    """`TWO_SOURCES` is computed and judged by the passes of era5_land and of cams_europe: while one holds
+    the indicator (its chunk's transaction), the other's chunk waits instead of judging the same alerts."""
+    store = postgresql
+    store.upsert_sites([make_site("athens", 23.7257, 37.9715, materials=["limestone"])])
+    key = advisory_key(f"indicator:{TWO_SOURCES}")
+    done = threading.Event()
+    with store.engine.connect() as other, other.begin():
+        other.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})  # a cams_europe chunk, say
+        worker = threading.Thread(
+            target=lambda: (pipeline_for(settings, store).run(["era5_land"], START, END), done.set())
+        )
+        worker.start()
+        assert not done.wait(3.0), "the era5_land pass judged the shared indicator meanwhile"
+        with store.session() as s:
+            assert s.scalar(select(IndicatorValueRow.id)) is None  # its chunk wrote nothing yet
+    assert done.wait(60), "the pass did not go on once the indicator was free"
+    worker.join()
+    assert runs(store, "era5_land") == [("ok", None)]
+    with store.session() as s:
+        assert s.scalar(select(IndicatorValueRow.id))  # written once the indicator was free
+    with store.engine.connect() as other, other.begin():  # released at the pass's commit
+        assert other.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar()
