@@ -192,9 +192,8 @@ def _max_rows(values, starts, window):  # pragma: no cover (numba)
     out = np.empty((rows, starts.size))
     sums = np.empty(max(n - window + 1, 0), dtype=values.dtype)
     for r in range(rows):
-        if window == 1:
-            _period_max(values[r], 0, starts, n, out[r])
-            continue
+        # the row is copied even for window 1: the period maxima then run over a contiguous buffer, twice
+        # as fast as over a row of the (possibly strided) input
         for t in range(sums.size):
             sums[t] = values[r, t]
         for k in range(1, window):  # a loop over the window length
