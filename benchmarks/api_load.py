@@ -2,7 +2,8 @@
 
 Setup: a demo-seeded data dir (`heritage-monitor demo --no-serve` with `HM_DEMO_YEARS` years, default 3;
 or `--data-dir` of an existing seeded one), a reader API key whose rate limit allows the load, and the app
-served by uvicorn (one worker) in its own process on a free port. Load: `benchmarks.loadgen` in another
+served by uvicorn (`--workers`, default one per core, as `heritage-monitor serve --workers N` runs it) in
+its own process on a free port. Load: `benchmarks.loadgen` in another
 process sends `--rate` requests/s for `--duration` s at fixed instants (open loop, latency measured from
 each request's due instant, so a slow server cannot hide requests it delayed: no coordinated omission).
 `wrk` is closed-loop and cannot hold a fixed rate, so it is not used for the figures. The requests rotate
@@ -194,7 +195,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--years", type=int, default=3, help="HM_DEMO_YEARS of the seeded history")
     parser.add_argument("--data-dir", type=Path, help="an already seeded data dir (not seeded again)")
     parser.add_argument("--database-url", help="database of that data dir (default: its SQLite file)")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="uvicorn worker processes (default: one per core)",
+    )
     args = parser.parse_args(argv)
     print(machine())
     print(load_average())

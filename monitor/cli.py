@@ -260,11 +260,16 @@ def _print_forecast_alerts(rows) -> None:
     out.print(table)
 
 
-def _serve(settings: Settings, host: str, port: int, with_scheduler: bool = False) -> None:
+def _serve(settings: Settings, host: str, port: int, with_scheduler: bool = False, workers: int = 1) -> None:
     import uvicorn
 
     from api.app import create_app
 
+    if workers > 1:  # each worker process builds its app from the same environment
+        uvicorn.run(
+            "api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
+        )
+        return
     scheduler = None
     if with_scheduler:
         from monitor import scheduler as schedules
@@ -278,12 +283,21 @@ def _serve(settings: Settings, host: str, port: int, with_scheduler: bool = Fals
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="API worker processes (one per core serves the most requests).",
+            min=1,
+            max=64,
+            envvar="HM_API_WORKERS",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API only (run any number of replicas; the scheduler runs elsewhere)."""
     settings, _ = _store()
     url = _local_url(host, port)
     out.print(f"Dashboard: {url}/   API: {url}/api/v1   docs: {url}/docs", soft_wrap=True)
-    _serve(settings, host, port)
+    _serve(settings, host, port, workers=workers)
 
 
 @app.command()
