@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from monitor.store.repository import Store, utcnow
+from monitor.store.repository import Store, bound_column, utcnow
 from monitor.store.tables import Base, BigId, UTCDateTime
 
 #: Columns of forecast value records (besides `source` and `issued`, which come with the issue).
@@ -139,17 +139,6 @@ def _column(values: pd.Series) -> list:
     return [None if v is None or v is pd.NA or v != v else v for v in values.tolist()]
 
 
-def _processed(column: list, processor) -> list:
-    """`column` through a bind processor of SQLAlchemy, once per distinct value (dates and labels repeat)."""
-    if processor is None:
-        return column
-    try:
-        done = {v: processor(v) for v in set(column)}
-    except TypeError:  # unhashable values: one at a time
-        return [processor(v) for v in column]
-    return [done[v] for v in column]
-
-
 def _bulk_insert(session: Session, columns: dict[str, list]) -> None:
     """Insert forecast value rows given column-wise: COPY on PostgreSQL (psycopg), else executemany of
     tuples through the driver, each column converted by its SQLAlchemy type once per distinct value."""
@@ -163,7 +152,7 @@ def _bulk_insert(session: Session, columns: dict[str, list]) -> None:
             for row in zip(*columns.values(), strict=True):
                 copy.write_row(row)
         return
-    converted = [_processed(columns[n], table.c[n].type.bind_processor(dialect)) for n in names]
+    converted = [bound_column(columns[n], table.c[n].type.bind_processor(dialect)) for n in names]
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
     rows = list(zip(*converted, strict=True))
