@@ -36,7 +36,14 @@ from xclim.core.units import convert_units_to
 
 import indicators
 from indicators import LEVEL_CODES, IndicatorSpec, Thresholds, level_name
-from monitor.alerts.episodes import ACTIVE, AlertRule, _num, _open, _resolve, threshold_of
+from monitor.alerts.episodes import (
+    ACTIVE,
+    AlertRule,
+    float_or_none,
+    open_episode,
+    resolve_episode,
+    threshold_of,
+)
 from monitor.compute import compute
 from monitor.settings import Settings
 from monitor.sources.projections import from_gregorian
@@ -549,7 +556,7 @@ def evaluate_projected(
     for key, alert in sorted(by_key.items()):
         if key not in wanted:
             alert.periods_below = 1
-            _resolve(
+            resolve_episode(
                 session,
                 alert,
                 alert.last_period,
@@ -577,7 +584,7 @@ def evaluate_projected(
         note = _note(spec, facts)
         alert = by_key.get(key)
         if alert is None:
-            alert = _open(
+            alert = open_episode(
                 session,
                 spec,
                 row,
@@ -596,7 +603,7 @@ def evaluate_projected(
         if _same(alert, row, facts):
             continue
         escalated = row.level > alert.level
-        alert.level, alert.value, alert.material = row.level, _num(row.value), row.material
+        alert.level, alert.value, alert.material = row.level, float_or_none(row.value), row.material
         alert.onset = alert.period_start = row.period_start
         alert.last_period = date(int(hit.period_end), 1, 1)
         alert.threshold = threshold_of(spec, row.level, row.material, overrides)
@@ -630,10 +637,10 @@ def _facts(hit) -> dict:
         "scenario": str(hit.scenario),
         "period": {"start": int(hit.period_start), "end": int(hit.period_end)},
         "projected_level": level_name(int(hit.level)),
-        "projected_value": _num(hit.value),
+        "projected_value": float_or_none(hit.value),
         "baseline": prov.get("baseline"),
         "baseline_level": level_name(int(hit.baseline_level)) if pd.notna(hit.baseline_level) else None,
-        "baseline_value": _num(hit.baseline_value),
+        "baseline_value": float_or_none(hit.baseline_value),
         "statistic": "ensemble median",
         "models": prov.get("models", []),
         "splice": prov.get("splice", []),
@@ -661,7 +668,7 @@ def _note(spec: IndicatorSpec, facts: dict) -> str:
 def _same(alert: AlertRow, row, facts: dict) -> bool:
     return (
         alert.level == row.level
-        and alert.value == _num(row.value)
+        and alert.value == float_or_none(row.value)
         and alert.material == row.material
         and alert.onset == row.period_start
         and dict(alert.provenance or {}) == facts

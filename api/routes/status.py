@@ -43,12 +43,35 @@ class SiteStatus(BaseModel):
     latest_period: date | None = Field(
         description="Start of the newest period among the newest values.", examples=["2026-11-01"]
     )
-    open_alerts: int = Field(ge=0, description="Number of alerts with status open.", examples=[2])
+    open_alerts: int = Field(
+        ge=0,
+        description="Number of open alerts that need action now (observed and forecast). Open "
+        "climate-projection planning alerts are not among them: they are counted in `planning_alerts`.",
+        examples=[2],
+    )
     open_alert_severity: str | None = Field(
-        description="Highest severity among the open alerts (None when there are none).", examples=["high"]
+        description="Highest severity among the open alerts that need action now (None when there are none).",
+        examples=["high"],
     )
     acknowledged_alerts: int = Field(
-        ge=0, description="Number of acknowledged alerts (seen, not yet resolved).", examples=[0]
+        ge=0,
+        description="Number of acknowledged alerts that need action (seen, not yet resolved); acknowledged "
+        "planning alerts are counted in `acknowledged_planning_alerts`.",
+        examples=[0],
+    )
+    planning_alerts: int = Field(
+        ge=0,
+        description="Number of open climate-projection planning alerts (kind projected): risk projected "
+        "decades ahead under an emission scenario, for planning, never pushed to subscribers. Counted apart "
+        "from `open_alerts`.",
+        examples=[1],
+    )
+    planning_alert_severity: str | None = Field(
+        description="Highest severity among the open planning alerts (None when there are none).",
+        examples=["severe"],
+    )
+    acknowledged_planning_alerts: int = Field(
+        ge=0, description="Number of acknowledged climate-projection planning alerts.", examples=[0]
     )
     buffer_m: float = Field(description="Buffer around the site polygon, metres.", examples=[1000.0])
     buffer: dict[str, Any] | None = Field(
@@ -91,6 +114,9 @@ _EXAMPLE = {
             "open_alerts": 2,
             "open_alert_severity": "high",
             "acknowledged_alerts": 0,
+            "planning_alerts": 1,
+            "planning_alert_severity": "severe",
+            "acknowledged_planning_alerts": 0,
             "buffer_m": 1000.0,
             "buffer": {"type": "Polygon", "coordinates": [[[23.71, 37.96], [23.74, 37.96], [23.74, 37.98]]]},
             "sources": ["era5_land"],
@@ -123,6 +149,41 @@ def _attribution(frame: pd.DataFrame) -> tuple[list[str], bool, str]:
     return sources, synthetic, series_attribution("+".join(sources), synthetic, year)
 
 
+#: Alert kinds of climate-projection planning (decades ahead, never pushed to subscribers): counted apart
+#: from the alerts that need action now.
+PLANNING_KINDS = ("projected",)
+
+
+def _alert_tallies(counts: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per site, the number (`<group>_n`) and highest level (`<group>_level`) of its unresolved alerts in
+    four groups: `open` and `acknowledged` alerts that need action now, apart from `planning_open` and
+    `planning_acknowledged` ones. One group-by over the page's counts, not a mask per site."""
+    if counts.empty:
+        return {}
+    planning = counts["kind"].isin(PLANNING_KINDS)
+    groups = ("planning_" + counts["status"]).where(planning, counts["status"])
+    wide = (
+        counts.assign(group=groups)
+        .groupby(["site_id", "group"], sort=False)
+        .agg(n=("n", "sum"), level=("level", "max"))
+        .unstack("group")
+    )
+    wide.columns = [f"{group}_{stat}" for stat, group in wide.columns]
+    return wide.to_dict("index")
+
+
+def _tally_count(tally: dict[str, float], group: str) -> int:
+    """How many alerts of the group a site's tally holds (0 when none)."""
+    n = tally.get(f"{group}_n")
+    return 0 if n is None or pd.isna(n) else int(n)
+
+
+def _tally_severity(tally: dict[str, float], group: str) -> str | None:
+    """The highest severity among the group's alerts in a site's tally (None when none)."""
+    level = tally.get(f"{group}_level")
+    return None if level is None or pd.isna(level) else level_name(int(level))
+
+
 def _split(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The rows of each site, grouped once (not one boolean mask per site)."""
     return {site: rows for site, rows in frame.groupby("site_id", sort=False)} if len(frame) else {}
@@ -135,23 +196,22 @@ def _split(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
 )
 def read_status(request: Request, store: StoreDep, _: ReaderDep, page: PageDep) -> StatusPublic:
     """Per site, paged by id: the highest level among the newest values of its indicators, the number and
-    highest severity of open alerts, the buffer outline, and the sources and attribution of those values."""
+    highest severity of open alerts that need action now and, apart, of open climate-projection planning
+    alerts, the buffer outline, and the sources and attribution of those values."""
     sites, total = store.list_sites(limit=page.limit, offset=page.offset)
     ids = [s.id for s in sites]
     latest = store.latest_levels(ids) if ids else pd.DataFrame()
     counts = store.unresolved_alert_counts(ids) if ids else pd.DataFrame()
     buffers = buffer_geometries([s.geometry for s in sites], [s.buffer_m for s in sites])
     by_site = _split(latest)
-    counts_by_site = _split(counts)
+    tallies = _alert_tallies(counts)
     out = []
     for site, grown in zip(sites, buffers, strict=True):
         rows = by_site.get(site.id, latest.iloc[:0])
         valid = rows[rows["level"] >= 0] if len(rows) else rows
         top = int(valid["level"].max()) if len(valid) else -1
         at_top = sorted(valid.loc[valid["level"] == top, "indicator_id"]) if top > 0 else []
-        mine = counts_by_site.get(site.id, counts.iloc[:0])
-        opened = mine[mine["status"] == "open"] if len(mine) else mine
-        acked = mine[mine["status"] == "acknowledged"] if len(mine) else mine
+        tally = tallies.get(site.id, {})
         sources, synthetic, attr = _attribution(rows)
         out.append(
             SiteStatus(
@@ -161,9 +221,12 @@ def read_status(request: Request, store: StoreDep, _: ReaderDep, page: PageDep) 
                 level=level_name(top),
                 level_indicators=at_top,
                 latest_period=pd.Timestamp(rows["period_start"].max()).date() if len(rows) else None,
-                open_alerts=int(opened["n"].sum()) if len(opened) else 0,
-                open_alert_severity=level_name(int(opened["level"].max())) if len(opened) else None,
-                acknowledged_alerts=int(acked["n"].sum()) if len(acked) else 0,
+                open_alerts=_tally_count(tally, "open"),
+                open_alert_severity=_tally_severity(tally, "open"),
+                acknowledged_alerts=_tally_count(tally, "acknowledged"),
+                planning_alerts=_tally_count(tally, "planning_open"),
+                planning_alert_severity=_tally_severity(tally, "planning_open"),
+                acknowledged_planning_alerts=_tally_count(tally, "planning_acknowledged"),
                 buffer_m=site.buffer_m,
                 buffer=mapping(shapely.simplify(grown, BUFFER_TOLERANCE_DEG)) if site.buffer_m > 0 else None,
                 sources=sources,

@@ -141,7 +141,7 @@ def evaluate(
                 continue
             if level >= min_code:
                 if alert is None:
-                    alert = _open(session, spec, row, rule, overrides, attribution, now)
+                    alert = open_episode(session, spec, row, rule, overrides, attribution, now)
                     active[site_id] = alert
                     raised += 1
                 elif level > alert.level:
@@ -149,7 +149,7 @@ def evaluate(
                     raised += 1
                 else:
                     if level == alert.level and _more_extreme(spec, row.value, alert.value):
-                        alert.value = _num(row.value)
+                        alert.value = float_or_none(row.value)
                         alert.period_start = row.period_start
                     alert.last_period = row.period_start
                     alert.periods_below = 0
@@ -158,7 +158,7 @@ def evaluate(
                 alert.periods_below += 1
                 alert.updated_at = now
                 if alert.periods_below >= spec.resolve_after:
-                    _resolve(session, alert, row.period_start, now)
+                    resolve_episode(session, alert, row.period_start, now)
                     del active[site_id]
                     alert = None
     _advance_cursors(session, spec.id, rule.kind, lasts, cursors)
@@ -190,12 +190,13 @@ def _advance_cursors(
         )
 
 
-def _num(value) -> float | None:
+def float_or_none(value) -> float | None:
+    """A stored value as a plain float, or None when missing or NaN (what alert rows and JSON hold)."""
     return None if value is None or pd.isna(value) else float(value)
 
 
 def _more_extreme(spec: IndicatorSpec, new, old) -> bool:
-    new, old = _num(new), _num(old)
+    new, old = float_or_none(new), float_or_none(old)
     if new is None:
         return False
     if old is None:
@@ -215,7 +216,7 @@ def _provenance(row) -> dict:
     }
 
 
-def _open(
+def open_episode(
     session,
     spec,
     row,
@@ -239,7 +240,7 @@ def _open(
         kind=rule.kind,
         status="open",
         level=level,
-        value=_num(row.value),
+        value=float_or_none(row.value),
         units=spec.units,
         threshold=threshold_of(spec, level, row.material, overrides),
         threshold_level=rule.min_level,
@@ -249,7 +250,7 @@ def _open(
         last_period=last_period or row.period_start,
         freq=spec.freq,
         periods_below=0,
-        coverage=_num(getattr(row, "coverage", None)),
+        coverage=float_or_none(getattr(row, "coverage", None)),
         source=row.source,
         product=row.product,
         product_version=row.product_version,
@@ -279,7 +280,7 @@ def _open(
 def _escalate(session, spec, alert: AlertRow, row, overrides, now) -> None:
     level = int(row.level)
     alert.level = level
-    alert.value = _num(row.value)
+    alert.value = float_or_none(row.value)
     alert.period_start = row.period_start
     alert.last_period = row.period_start
     alert.material = row.material
@@ -302,9 +303,10 @@ def _escalate(session, spec, alert: AlertRow, row, overrides, now) -> None:
     )
 
 
-def _resolve(
+def resolve_episode(
     session, alert: AlertRow, period: date, now, actor: str = "system", note: str | None = None
 ) -> None:
+    """Close an episode at `period` and record who closed it and why in its history."""
     alert.status = "resolved"
     alert.resolved_at = now
     alert.resolved_by = actor
@@ -362,7 +364,9 @@ def resolve_by_hand(
     """Close an episode by hand (a later period at the alert level opens a new one)."""
     if alert.status == "resolved":
         raise AlertStateError(f"alert {alert.id} is already resolved")
-    _resolve(session, alert, alert.last_period, now or utcnow(), actor=actor, note=note or "resolved by hand")
+    resolve_episode(
+        session, alert, alert.last_period, now or utcnow(), actor=actor, note=note or "resolved by hand"
+    )
 
 
 # --- forecast episodes -------------------------------------------------------------------------------
@@ -444,7 +448,7 @@ def expire_forecasts(
     n = 0
     for alert in candidates:
         if _period_passed(alert, observed_until):
-            _resolve(session, alert, observed_until, now, note=_handed_over(alert, observed_until))
+            resolve_episode(session, alert, observed_until, now, note=_handed_over(alert, observed_until))
             n += 1
     return n
 
@@ -536,7 +540,9 @@ def evaluate_forecast(
         alert = active.get((site_id, rule.kind))
         if (site_id, "observed") in active:
             if alert is not None:
-                _resolve(session, alert, observed_until, now, note="an observed alert covers the condition")
+                resolve_episode(
+                    session, alert, observed_until, now, note="an observed alert covers the condition"
+                )
             continue
         peak = peaks.get(site_id)
         if peak is None:
@@ -545,7 +551,7 @@ def evaluate_forecast(
                     f"the forecast issued {_issue_text(issued)} no longer shows {rule.min_level} or above"
                 )
                 passed = _period_passed(alert, observed_until)
-                _resolve(
+                resolve_episode(
                     session,
                     alert,
                     observed_until,
@@ -580,7 +586,7 @@ def _forecast_provenance(peak, facts: dict) -> dict:
 
 
 def _forecast_note(spec: IndicatorSpec, level: int, value, facts: dict) -> str:
-    shown = "–" if _num(value) is None else f"{_num(value):g} {spec.units}".strip()
+    shown = "–" if float_or_none(value) is None else f"{float_or_none(value):g} {spec.units}".strip()
     return (
         f"forecast issued {facts['issued']}: {level_name(level)} expected {facts['expected']['start']} to "
         f"{facts['expected']['end']} (lead {facts['lead_time_days']} d), peak {shown} on {facts['peak_day']}"
@@ -589,7 +595,7 @@ def _forecast_note(spec: IndicatorSpec, level: int, value, facts: dict) -> str:
 
 def _open_forecast(session, spec, rule, overrides, attribution, rows, now) -> AlertRow:
     peak, onset, last_period, facts = rows
-    return _open(
+    return open_episode(
         session,
         spec,
         peak,
@@ -612,18 +618,18 @@ def _update_forecast(
     level = int(peak.level)
     provenance = _forecast_provenance(peak, facts)
     before = (alert.onset, alert.level, alert.value, alert.last_period, dict(alert.provenance or {}))
-    if before == (onset, level, _num(peak.value), last_period, provenance):
+    if before == (onset, level, float_or_none(peak.value), last_period, provenance):
         return 0
     notified = session.scalar(
         select(func.max(AlertEventRow.level)).where(
             AlertEventRow.alert_id == alert.id, AlertEventRow.event.in_(("opened", "escalated"))
         )
     )
-    condition_changed = before[:4] != (onset, level, _num(peak.value), last_period)
-    alert.onset, alert.level, alert.value = onset, level, _num(peak.value)
+    condition_changed = before[:4] != (onset, level, float_or_none(peak.value), last_period)
+    alert.onset, alert.level, alert.value = onset, level, float_or_none(peak.value)
     alert.period_start, alert.last_period, alert.material = peak.period_start, last_period, peak.material
     alert.threshold = threshold_of(spec, level, peak.material, overrides)
-    alert.coverage = _num(getattr(peak, "coverage", None))
+    alert.coverage = float_or_none(getattr(peak, "coverage", None))
     alert.product, alert.product_version = peak.product, peak.product_version
     alert.attribution, alert.provenance, alert.updated_at = attribution, provenance, now
     escalated = notified is None or level > notified

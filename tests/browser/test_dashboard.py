@@ -8,6 +8,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from monitor.store.repository import utcnow
+from monitor.store.tables import AlertRow
+
 PHONE = {"width": 390, "height": 844}
 
 
@@ -239,6 +242,95 @@ def test_the_alerts_list_tells_forecasts_and_projections_from_observations(
     filter_alerts(page, "kind", "observed")
     labels = page.locator(".alert-item .kind-label").all_inner_texts()
     assert labels and set(labels) == {"Observed:"}
+    assert_local(requested, demo_server.url)
+
+
+LEVELS = ["none", "low", "moderate", "high", "severe"]
+ALERTS_AT_A_TIME = 50  # alerts a list draws at first and at each "Show more"
+
+
+def drawn_ids(page, list_id: str) -> list[str]:
+    return page.locator(f"#{list_id} .alert-item").evaluate_all(
+        "(items) => items.map((i) => i.dataset.alert)"
+    )
+
+
+def test_planning_alerts_are_apart_and_the_alerts_to_act_on_come_worst_first(
+    page, requested, demo_server, artifacts
+):
+    opened = api(demo_server, "alerts", status="open", limit=1000)["alerts"]
+    to_act_on = [a for a in opened if a["kind"] != "projected"]
+    planning = [a for a in opened if a["kind"] == "projected"]
+    if not planning or len({a["severity"] for a in to_act_on}) < 2:
+        pytest.fail("the demo raised no planning alert, or alerts to act on of only one level")
+    # Make the mildest alert to act on the newest change: newest first, it would lead the list.
+    mildest = min(to_act_on, key=lambda a: LEVELS.index(a["severity"]))
+    with demo_server.store.session.begin() as session:
+        session.get(AlertRow, mildest["id"]).updated_at = utcnow()
+    opened = api(demo_server, "alerts", status="open", limit=1000)["alerts"]
+    assert opened[0]["id"] == mildest["id"]
+    to_act_on = [a for a in opened if a["kind"] != "projected"]
+
+    def worst_first(alerts: list[dict]) -> list[str]:
+        """Worst level first, then the newest change (the API's order among equal levels)."""
+        return [a["id"] for a in sorted(alerts, key=lambda a: -LEVELS.index(a["severity"]))]
+
+    load(page, demo_server.url)
+    expected = worst_first(to_act_on)
+    assert expected != [a["id"] for a in to_act_on]  # the order differs from newest first
+    assert drawn_ids(page, "alert-list") == expected[:ALERTS_AT_A_TIME]
+    assert page.locator("#alerts-order").inner_text().startswith("What needs action now: worst level first")
+    assert page.locator("#alerts-count").inner_text() == f"({len(to_act_on)})"
+    # The planning alerts have a section of their own, outside the alerts to act on, never among them.
+    assert (
+        page.locator("#planning-heading").inner_text()
+        == f"Planning: climate-projection alerts ({len(planning)})"
+    )
+    assert "not a forecast" in page.locator("#planning-part .kind-note").first.inner_text()
+    assert page.evaluate(
+        "() => !document.getElementById('alert-list').closest('section')"
+        ".contains(document.getElementById('planning-list'))"
+    )
+    assert drawn_ids(page, "planning-list") == worst_first(planning)[:ALERTS_AT_A_TIME]
+    kinds = page.locator("#alert-list .alert-item").evaluate_all(
+        "(items) => items.map((i) => i.dataset.kind)"
+    )
+    assert "projected" not in kinds and set(kinds) <= {"observed", "forecast"}
+    page.locator(".col-side").screenshot(path=str(artifacts / "dashboard-planning-alerts.png"))
+
+    # The site list counts the planning alerts apart too, as the status does.
+    status = {s["id"]: s for s in api(demo_server, "status", limit=1000)["sites"]}
+    for site_id in {a["site"] for a in planning}:
+        item, button = status[site_id], page.locator(f".site-button[data-site='{site_id}']")
+        assert item["planning_alerts"] == sum(1 for a in planning if a["site"] == site_id)
+        assert item["open_alerts"] == sum(1 for a in to_act_on if a["site"] == site_id)
+        n = item["planning_alerts"]
+        assert button.locator(".planning-count").inner_text() == f"{n} planning alert{'' if n == 1 else 's'}"
+    # Choosing the planning kind empties the list to act on, and says where those alerts are.
+    filter_alerts(page, "kind", "projected")
+    assert drawn_ids(page, "alert-list") == []
+    assert "listed apart, under Planning" in page.locator("#alerts-message").inner_text()
+    assert drawn_ids(page, "planning-list") == worst_first(planning)[:ALERTS_AT_A_TIME]
+    # Resolved alerts, paged newest change first, keep the planning ones apart too.
+    filter_alerts(page, "kind", "")
+    filter_alerts(page, "status", "resolved")
+    resolved = api(demo_server, "alerts", status="resolved", limit=1000)["alerts"]
+    past_plans = [a["id"] for a in resolved if a["kind"] == "projected"]
+    past_actions = [a["id"] for a in resolved if a["kind"] != "projected"]
+    assert page.locator("#alerts-order").inner_text() == "Newest change first."
+    assert page.locator("#alerts-count").inner_text() == f"({len(past_actions)})"
+    assert page.locator("#planning-count").inner_text() == f"({len(past_plans)})"
+    assert drawn_ids(page, "alert-list") == past_actions[:ALERTS_AT_A_TIME]
+    assert drawn_ids(page, "planning-list") == past_plans[:ALERTS_AT_A_TIME]
+    # "Show more" loads the next page and draws it after them.
+    assert len(past_actions) > ALERTS_AT_A_TIME, "the demo resolved too few alerts to need a second page"
+    page.locator("#more-alerts").click()
+    shown = min(len(past_actions), 2 * ALERTS_AT_A_TIME)
+    page.wait_for_function(
+        "(n) => document.querySelectorAll('#alert-list .alert-item').length === n", arg=shown
+    )
+    assert drawn_ids(page, "alert-list") == past_actions[:shown]
+    assert page.locator("#more-alerts").is_hidden() == (shown == len(past_actions))
     assert_local(requested, demo_server.url)
 
 

@@ -5,25 +5,20 @@ Both a 500 and a refused licence are shown."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
 from api.app import create_app
 from monitor.settings import Settings
 from monitor.sources.projections import CORDEX_DATASET
 from monitor.store.db import make_engine
 from monitor.store.repository import Store
+from tests.e2e.conftest import cli, stored
 from tests.integration.sources import projection_files as pf
-from tests.integration.sources.fake_cds import FakeDataStore
 
-CLI = [sys.executable, "-m", "monitor.cli"]
 MODELS = ("mpi_m_mpi_esm_lr/smhi_rca4", "ichec_ec_earth/clmcom_clm_cclm4_8_17")
 #: ESGF ids of the models' driving GCM and RCM (institute, model), as written in the files.
 GCM = {"mpi_m_mpi_esm_lr": "MPI-M-MPI-ESM-LR", "ichec_ec_earth": "ICHEC-EC-EARTH"}
@@ -57,61 +52,32 @@ def responder(dataset: str, inputs: dict[str, Any]) -> bytes:
 
 
 @pytest.fixture
-def fake():
-    store = FakeDataStore(responder=responder)
-    yield store
-    store.close()
+def cds_responder() -> Callable[[str, dict[str, Any]], bytes]:
+    """What the fake CDS answers: CORDEX files."""
+    return responder
 
 
 @pytest.fixture
-def env(tmp_path, database_url, fake):
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("HM_", "CDSAPI"))}
-    e.update(
-        HM_DATA_DIR=str(tmp_path / "data"),
-        HM_DATABASE_URL=database_url,
-        COLUMNS="200",
-        HM_CDS_URL=fake.url,
-        HM_CDS_KEY=fake.token,
-        HM_CDS_RETRY_MAX="2",
-        HM_CDS_SLEEP_MAX="0.05",
-        HM_CDS_TIMEOUT_SECONDS="5",
-        HM_PROJECTIONS_MODE="remote",
-        HM_PROJECTIONS_DATASET="cordex",
-        HM_PROJECTIONS_MODELS=",".join(MODELS),
-        HM_PROJECTIONS_SCENARIOS="rcp_4_5,rcp_8_5",
-        HM_PROJECTIONS_BASELINE="2004-2005",  # the last historical years of CMIP5-driven CORDEX runs
-        HM_PROJECTIONS_PERIODS="2006-2007",
-        NO_PROXY="127.0.0.1,localhost",
-        CDSAPI_RC=str(tmp_path / "no-rc"),
-    )
-    features = []
+def remote_settings() -> dict[str, str]:
+    """Remote CORDEX projections of both models under both scenarios, over short periods."""
+    return {
+        "HM_PROJECTIONS_MODE": "remote",
+        "HM_PROJECTIONS_DATASET": "cordex",
+        "HM_PROJECTIONS_MODELS": ",".join(MODELS),
+        "HM_PROJECTIONS_SCENARIOS": "rcp_4_5,rcp_8_5",
+        "HM_PROJECTIONS_BASELINE": "2004-2005",  # the last historical years of CMIP5-driven CORDEX runs
+        "HM_PROJECTIONS_PERIODS": "2006-2007",
+    }
+
+
+@pytest.fixture
+def site_boxes() -> dict[str, tuple[float, float, float, float]]:
+    """A 0.02° square around the centre of each site's cell."""
+    boxes = {}
     for sid, (j, i) in SITES.items():
         x, y = pf.cell_centre(j, i)
-        ring = [[x - 0.01, y - 0.01], [x + 0.01, y - 0.01], [x + 0.01, y + 0.01], [x - 0.01, y + 0.01]]
-        features.append(
-            {
-                "type": "Feature",
-                "id": sid,
-                "properties": {"name": sid, "materials": ["limestone"]},
-                "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
-            }
-        )
-    path = tmp_path / "sites.geojson"
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
-    subprocess.run([*CLI, "sites", "import", str(path)], env=e, check=True, capture_output=True, timeout=300)
-    return e
-
-
-def cli(env, *args, **extra):
-    return subprocess.run([*CLI, *args], env=env | extra, capture_output=True, text=True, timeout=300)
-
-
-def stored(url: str, sql: str) -> list:
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        rows = conn.execute(text(sql)).all()
-    engine.dispose()
-    return rows
+        boxes[sid] = (x - 0.01, y - 0.01, x + 0.01, y + 0.01)
+    return boxes
 
 
 SNAPSHOT = (

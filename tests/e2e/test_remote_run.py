@@ -1,18 +1,14 @@
 """`heritage-monitor run` against a fake of the CDS/ADS/EWDS protocol on 127.0.0.1, as an operator runs it."""
 
-import json
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
+from tests.e2e.conftest import cli, stored
 from tests.integration.sources import products
-from tests.integration.sources.fake_cds import FakeDataStore
 
-CLI = [sys.executable, "-m", "monitor.cli"]
 SITES = {  # two small sites inland (ERA5-Land is land-only)
     "site_a": (11.10, 46.05),
     "site_b": (11.40, 46.25),
@@ -24,67 +20,34 @@ RESPONDERS = {
 }
 
 
-def responder(dataset, inputs):
+def responder(dataset: str, inputs: dict[str, Any]) -> bytes:
     return RESPONDERS[dataset](inputs)
 
 
 @pytest.fixture
-def fake():
-    store = FakeDataStore(responder=responder)
-    yield store
-    store.close()
+def cds_responder() -> Callable[[str, dict[str, Any]], bytes]:
+    """What the fake data stores answer: ERA5-Land, CAMS and CEMS fire products."""
+    return responder
 
 
 @pytest.fixture
-def env(tmp_path, database_url, fake):
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("HM_", "CDSAPI"))}
-    e.update(
-        HM_DATA_DIR=str(tmp_path / "data"),
-        HM_DATABASE_URL=database_url,
-        COLUMNS="200",
-        HM_CDS_URL=fake.url,
-        HM_ADS_URL=fake.url,
-        HM_EWDS_URL=fake.url,
-        HM_CDS_KEY=fake.token,
-        HM_ADS_KEY=fake.token,
-        HM_EWDS_KEY=fake.token,
-        HM_CDS_RETRY_MAX="2",
-        HM_CDS_SLEEP_MAX="0.05",
-        HM_CDS_TIMEOUT_SECONDS="5",
-        HM_ERA5_LAND_MODE="remote",
-        HM_CAMS_EUROPE_MODE="remote",
-        HM_CEMS_FIRE_MODE="remote",
-        NO_PROXY="127.0.0.1,localhost",
-        CDSAPI_RC=str(tmp_path / "no-rc"),
-    )
-    features = [
-        {
-            "type": "Feature",
-            "id": sid,
-            "properties": {"name": sid, "materials": ["limestone"]},
-            "geometry": {
-                "type": "Polygon",
-                "coordinates": [[[x, y], [x + 0.02, y], [x + 0.02, y + 0.02], [x, y + 0.02], [x, y]]],
-            },
-        }
-        for sid, (x, y) in SITES.items()
-    ]
-    path = tmp_path / "sites.geojson"
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
-    subprocess.run([*CLI, "sites", "import", str(path)], env=e, check=True, capture_output=True, timeout=300)
-    return e
+def remote_settings(fake) -> dict[str, str]:
+    """The ADS and EWDS on the same fake as the CDS, and the three sources in remote mode."""
+    return {
+        "HM_ADS_URL": fake.url,
+        "HM_EWDS_URL": fake.url,
+        "HM_ADS_KEY": fake.token,
+        "HM_EWDS_KEY": fake.token,
+        "HM_ERA5_LAND_MODE": "remote",
+        "HM_CAMS_EUROPE_MODE": "remote",
+        "HM_CEMS_FIRE_MODE": "remote",
+    }
 
 
-def cli(env, *args):
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=600)
-
-
-def stored(url, sql):
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        rows = conn.execute(text(sql)).all()
-    engine.dispose()
-    return rows
+@pytest.fixture
+def site_boxes() -> dict[str, tuple[float, float, float, float]]:
+    """A 0.02° square north-east of each site's corner."""
+    return {sid: (x, y, x + 0.02, y + 0.02) for sid, (x, y) in SITES.items()}
 
 
 @pytest.mark.parametrize(

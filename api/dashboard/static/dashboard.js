@@ -25,6 +25,9 @@
     none: "None", low: "Low", moderate: "Moderate", high: "High", severe: "Severe", no_data: "No data",
   };
   const MARKER_MAX_ZOOM = 11; // above this zoom the site polygons are large enough to see
+  const ALERTS_AT_A_TIME = 50; // alerts drawn in a list at first and at each "Show more"
+  /** The kind of alert shown apart as climate-projection planning, never among the alerts to act on now. */
+  const PLANNING_KIND = "projected";
 
   const state = {
     key: sessionStorage.getItem(KEY_STORAGE) || "",
@@ -33,7 +36,8 @@
     indicators: new Map(), // id -> catalogue entry
     layers: new Map(), // id -> {outline, marker, buffer}
     selected: null,
-    nextAlerts: null,
+    alerts: null, // {action, planning}: the two alert lists (see `newAlertList`)
+    alertsLoad: 0, // bumped by every load of the alerts: a slower answer to older filters is dropped
     map: null,
     markers: null,
   };
@@ -182,8 +186,8 @@
   }
 
   /** Every item of a paged collection, following `next` links; also every page as returned. */
-  async function getAll(path, itemsKey) {
-    const pages = [await getJson(path, { limit: "1000" })];
+  async function getAll(path, itemsKey, params) {
+    const pages = [await getJson(path, { ...(params || {}), limit: "1000" })];
     let next = (pages[0].links || []).find((l) => l.rel === "next");
     while (next) {
       pages.push(await (await request(next.href)).json());
@@ -346,6 +350,7 @@
     for (const [id, feature] of state.sites) {
       const status = state.status.get(id) || {};
       const alerts = status.open_alerts || 0;
+      const planning = status.planning_alerts || 0;
       items.push(
         el(
           "li",
@@ -363,8 +368,16 @@
             el("span", { className: "site-name" }, feature.properties.name),
             el(
               "span",
-              { className: alerts ? "alert-count has-alerts" : "alert-count" },
-              `${alerts} open alert${alerts === 1 ? "" : "s"}`,
+              { className: "alert-counts" },
+              el(
+                "span",
+                { className: alerts ? "alert-count has-alerts" : "alert-count" },
+                `${alerts} open alert${alerts === 1 ? "" : "s"}`,
+              ),
+              // Climate-projection planning alerts, decades ahead: counted apart from those to act on.
+              planning
+                ? el("span", { className: "alert-count planning-count" }, plural(planning, "planning alert"))
+                : null,
             ),
           ),
         ),
@@ -412,6 +425,7 @@
       ["Buffer", `${formatNumber(p.buffer_m)} m`],
       ["Current level", levelBadge(status.level)],
       ["Open alerts", String(status.open_alerts || 0)],
+      ["Planning alerts", `${status.planning_alerts || 0} (from climate projections, decades ahead)`],
     ];
     $("site-details").replaceChildren(
       ...details.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]),
@@ -711,29 +725,151 @@
     return params;
   }
 
-  async function loadAlerts(append) {
-    const list = $("alert-list");
-    const message = $("alerts-message");
-    list.setAttribute("aria-busy", "true");
-    try {
-      const page = append
-        ? await (await request(state.nextAlerts)).json()
-        : await getJson("alerts", { ...filterParams(), limit: "50" });
-      const items = page.alerts.map(alertItem);
-      if (append) list.append(...items);
-      else list.replaceChildren(...items);
-      const next = (page.links || []).find((l) => l.rel === "next");
-      state.nextAlerts = next ? next.href : null;
-      $("more-alerts").hidden = !next;
-      $("alerts-count").textContent = `(${page.numberMatched})`;
-      message.textContent = page.numberMatched
-        ? ""
-        : "No alerts match these filters.";
-    } catch (err) {
-      message.textContent = `Could not load the alerts: ${err.describe ? err.describe() : err}`;
-    } finally {
-      list.setAttribute("aria-busy", "false");
+  function isPlanning(alert) {
+    return alert.kind === PLANNING_KIND;
+  }
+
+  /** Worst level first, then the newest change (equal ones keep the API's order, newest change first). */
+  function byUrgency(a, b) {
+    const byLevel = LEVELS.indexOf(b.severity) - LEVELS.indexOf(a.severity);
+    return byLevel || Date.parse(b.updated_at) - Date.parse(a.updated_at);
+  }
+
+  function nextLink(page) {
+    const next = (page.links || []).find((l) => l.rel === "next");
+    return next ? next.href : null;
+  }
+
+  /** One list of alerts on the page (to act on, or planning): the alerts loaded so far, how many match, how
+   * many to show and are drawn, the next page still to load, its elements and what it says when empty. */
+  function newAlertList(planning, ids, emptyText) {
+    return { planning, items: [], total: 0, shown: ALERTS_AT_A_TIME, drawn: 0, next: null, ids, emptyText };
+  }
+
+  /** Open or acknowledged alerts are few (at most one per site, indicator and kind): all of them at once, so
+   * the alerts to act on are ordered worst level first across every page. Planning alerts go to their list. */
+  async function loadCurrentAlerts(params, lists) {
+    const { items } = await getAll("alerts", "alerts", params);
+    for (const alert of items) (isPlanning(alert) ? lists.planning : lists.action).items.push(alert);
+    for (const list of [lists.action, lists.planning]) {
+      list.items.sort(byUrgency);
+      list.total = list.items.length;
     }
+  }
+
+  /** Resolved alerts pile up over the years: a page at a time, newest change first, each list asking the
+   * API for its own kind of alerts. */
+  async function loadResolvedAlerts(params, lists) {
+    const limit = String(ALERTS_AT_A_TIME);
+    const wantsAction = params.kind !== PLANNING_KIND;
+    const wantsPlanning = !params.kind || params.kind === PLANNING_KIND;
+    const [action, planning] = await Promise.all([
+      wantsAction ? getJson("alerts", { ...params, limit }) : null,
+      wantsPlanning ? getJson("alerts", { ...params, kind: PLANNING_KIND, limit }) : null,
+    ]);
+    if (planning) {
+      const list = lists.planning;
+      Object.assign(list, { items: planning.alerts, total: planning.numberMatched, next: nextLink(planning) });
+    }
+    if (action) {
+      // Without a kind filter the API's page and count include the planning alerts, listed apart.
+      const list = lists.action;
+      list.items = action.alerts.filter((a) => !isPlanning(a));
+      list.total = action.numberMatched - (params.kind ? 0 : lists.planning.total);
+      list.next = nextLink(action);
+      await fillList(list);
+    }
+  }
+
+  /** Load further pages of a paged list until it holds the alerts it is to show, or there are no more. */
+  async function fillList(list) {
+    while (list.next && list.items.length < Math.min(list.shown, list.total)) {
+      const page = await (await request(list.next)).json();
+      list.items.push(...page.alerts.filter((a) => isPlanning(a) === list.planning));
+      list.next = nextLink(page);
+    }
+  }
+
+  /** Draw the alerts of the list not drawn yet (up to the number to show), its count, its message and its
+   * "Show more" button. Alerts already drawn stay, with any form being filled in. */
+  function drawList(list) {
+    const node = $(list.ids.list);
+    const upTo = Math.min(list.shown, list.items.length);
+    const fresh = list.items.slice(list.drawn, upTo).map(alertItem);
+    if (list.drawn === 0) node.replaceChildren(...fresh);
+    else node.append(...fresh);
+    list.drawn = upTo;
+    $(list.ids.count).textContent = `(${list.total})`;
+    $(list.ids.message).textContent = list.total ? "" : list.emptyText;
+    $(list.ids.more).hidden = !(list.drawn < list.items.length || list.next);
+  }
+
+  function setAlertsBusy(busy) {
+    for (const id of ["alert-list", "planning-list"]) $(id).setAttribute("aria-busy", String(busy));
+  }
+
+  /** Both lists of alerts for the filters: those to act on (observed and forecast) and, apart, the
+   * climate-projection planning alerts. */
+  async function loadAlerts() {
+    const load = ++state.alertsLoad;
+    const params = filterParams();
+    const current = params.status !== "resolved";
+    const kindName = params.kind ? $("filter-kind").selectedOptions[0].textContent.toLowerCase() : "";
+    const lists = {
+      action: newAlertList(
+        false,
+        { list: "alert-list", count: "alerts-count", message: "alerts-message", more: "more-alerts" },
+        params.kind === PLANNING_KIND
+          ? "Climate-projection alerts are listed apart, under Planning."
+          : "No alerts match these filters.",
+      ),
+      planning: newAlertList(
+        true,
+        { list: "planning-list", count: "planning-count", message: "planning-message", more: "more-planning" },
+        params.kind && params.kind !== PLANNING_KIND
+          ? `None shown: the kind filter picks ${kindName} alerts.`
+          : "No planning alerts match these filters.",
+      ),
+    };
+    setAlertsBusy(true);
+    try {
+      await (current ? loadCurrentAlerts : loadResolvedAlerts)(params, lists);
+      if (load !== state.alertsLoad) return;
+      state.alerts = lists;
+      $("alerts-order").textContent = current
+        ? "What needs action now: worst level first, then the newest change."
+        : "Newest change first.";
+      drawList(lists.action);
+      drawList(lists.planning);
+    } catch (err) {
+      if (load !== state.alertsLoad) return;
+      const text = `Could not load the alerts: ${err.describe ? err.describe() : err}`;
+      $("alerts-message").textContent = text;
+      $("planning-message").textContent = text;
+    } finally {
+      if (load === state.alertsLoad) setAlertsBusy(false);
+    }
+  }
+
+  /** The next alerts of one list: drawn from those loaded, or loaded page by page (resolved alerts). */
+  async function showMore(name) {
+    const list = state.alerts && state.alerts[name];
+    if (!list) return;
+    const load = state.alertsLoad;
+    const node = $(list.ids.list);
+    list.shown += ALERTS_AT_A_TIME;
+    node.setAttribute("aria-busy", "true");
+    try {
+      await fillList(list);
+    } catch (err) {
+      if (load === state.alertsLoad) {
+        $(list.ids.message).textContent = `Could not load more alerts: ${err.describe ? err.describe() : err}`;
+      }
+      return;
+    } finally {
+      if (load === state.alertsLoad) node.setAttribute("aria-busy", "false");
+    }
+    if (load === state.alertsLoad) drawList(list);
   }
 
   function alertItem(alert) {
@@ -888,12 +1024,13 @@
   }
 
   function setupAlerts() {
-    $("alert-filters").addEventListener("change", () => loadAlerts(false));
+    $("alert-filters").addEventListener("change", () => loadAlerts());
     $("alert-filters").addEventListener("submit", (event) => {
       event.preventDefault();
-      loadAlerts(false);
+      loadAlerts();
     });
-    $("more-alerts").addEventListener("click", () => loadAlerts(true));
+    $("more-alerts").addEventListener("click", () => showMore("action"));
+    $("more-planning").addEventListener("click", () => showMore("planning"));
   }
 
   function fillFilterOptions() {
@@ -955,7 +1092,7 @@
     drawLegend();
     drawSiteList();
     fillFilterOptions();
-    await loadAlerts(false);
+    await loadAlerts();
     document.body.dataset.loaded = "true";
   }
 
