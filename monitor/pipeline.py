@@ -542,12 +542,34 @@ class Pipeline:
         provided = set(SOURCES[source_id].variables)
         return [s for s in indicators.catalog() if provided & set(s.inputs)]
 
-    def _read(self, source_id: str, sites: SiteSet, first: date | None, last: date) -> xr.Dataset:
-        """Stored variables of a source, read once per pass and window (indicators share them)."""
-        key = (source_id, tuple(sites.ids), first, last)
+    def _read(
+        self,
+        source_id: str,
+        sites: SiteSet,
+        first: date | None,
+        last: date,
+        streamed: Sequence[str] | None = None,
+    ) -> xr.Dataset:
+        """Stored variables of a source, read once per pass and window (indicators share them).
+
+        With `streamed` (the variables wanted), a lazy cube in blocks of `HM_SITES_PER_CHUNK` sites that
+        reads only those variables' columns, block by block, when an indicator is computed from it.
+        """
+        chunk = self.settings.sites_per_chunk if streamed is not None else None
+        key = (source_id, tuple(sites.ids), first, last, None if streamed is None else tuple(streamed))
         if key not in self._cache:
-            self._cache[key] = self.variables.read(source_id, sites.ids, first, last)
+            self._cache[key] = self.variables.read(
+                source_id, sites.ids, first, last, streamed, sites_per_chunk=chunk
+            )
         return self._cache[key]
+
+    def _streams(self, sources: Sequence[str], sites: SiteSet, first: date | None, last: date) -> bool:
+        """Whether inputs are read lazily: with a Dask cluster configured, or when the sources' cubes
+        (sites × days × variables × 8 bytes, known from the files' metadata) exceed `HM_STREAM_ABOVE_MB`."""
+        if self.settings.dask_scheduler:
+            return True
+        size = sum(self.variables.nbytes(s, len(sites), first, last) for s in sources)
+        return size > self.settings.stream_above_mb * 1e6
 
     def _inputs(self, spec: IndicatorSpec, sites: SiteSet, start: date, end: date) -> xr.Dataset:
         """The stored inputs of an indicator over whole periods covering [start, end]."""
@@ -557,9 +579,11 @@ class Pipeline:
         parts = []
         attrs: dict = {}
         needed = [v for v in (*spec.inputs, *spec.optional_inputs) if v in where]
-        for source_id in sorted({where[v] for v in needed}):
+        sources = sorted({where[v] for v in needed})
+        streamed = self._streams(sources, sites, first, last)
+        for source_id in sources:
             wanted = [v for v in needed if where[v] == source_id]
-            stored = self._read(source_id, sites, first, last)
+            stored = self._read(source_id, sites, first, last, wanted if streamed else None)
             part = stored[[v for v in wanted if v in stored]]
             fetched = self._fetched.get(source_id)
             for v in wanted:  # variables with extra dims (histograms) live only in this pass's cube
@@ -585,12 +609,28 @@ class Pipeline:
         lon, lat = site_points(SiteSet(sites[str(s)] for s in cube.site.values)).reshape(-1, 2).T
         return cube.assign_coords(lat=("site", lat), lon=("site", lon))
 
+    def _any_input(
+        self, spec: IndicatorSpec, sites: SiteSet, start: date, end: date, cube: xr.Dataset
+    ) -> bool:
+        """Whether any input of `cube` holds a value. A streamed input is asked of the store (a scan that
+        stops at the first value), so the check never reads the whole cube; others are counted."""
+        if any(int(cube[v].count()) for v in spec.inputs if cube[v].chunks is None):
+            return True
+        lazy = [v for v in spec.inputs if cube[v].chunks is not None]
+        where = variable_sources()
+        first = None if spec.history else period_floor(start, spec.freq)
+        last = period_end(end, spec.freq)
+        return any(
+            self.variables.any_values(s, sites.ids, first, last, [v for v in lazy if where.get(v) == s])
+            for s in sorted({where[v] for v in lazy if v in where})
+        )
+
     def _compute(
         self, spec: IndicatorSpec, sites: SiteSet, start: date, end: date, coverage: xr.DataArray | None
     ) -> pd.DataFrame:
         cube = self._inputs(spec, sites, start, end)
         missing = [v for v in spec.inputs if v not in cube]
-        if missing or cube.sizes.get("time", 0) == 0 or all(int(cube[v].count()) == 0 for v in spec.inputs):
+        if missing or cube.sizes.get("time", 0) == 0 or not self._any_input(spec, sites, start, end, cube):
             return pd.DataFrame()  # nothing to compute from: no values, not zero values
         params = site_parameters(spec, sites, cube.site.values)
         values = compute(spec.id, cube, self.settings.dask_scheduler, **params)  # on the cluster, if set

@@ -411,6 +411,21 @@ class Settings(BaseSettings):
         description="Address of a Dask distributed scheduler (e.g. `tcp://dask:8786`) that computes the "
         "indicators; unset = computed in-process.",
     )
+    sites_per_chunk: int = Field(
+        1000,
+        ge=1,
+        description="Sites per block when indicator inputs are streamed (see `HM_STREAM_ABOVE_MB`): each "
+        "block is one task that reads only its sites' rows, so it bounds the memory of one task (30 years "
+        "of six daily float64 variables: about 0.5 MB per site).",
+    )
+    stream_above_mb: float = Field(
+        2048.0,
+        ge=0,
+        description="Indicator inputs larger than this (sites × days × variables × 8 bytes, MB) are read "
+        "lazily in blocks of `HM_SITES_PER_CHUNK` sites and streamed through Dask (the local threaded "
+        "scheduler, or the cluster of `HM_DASK_SCHEDULER`), so no process holds the whole cube; with "
+        "`HM_DASK_SCHEDULER` set they are always streamed. 0 = always.",
+    )
 
     # --- dashboard -----------------------------------------------------------------------------
     dashboard_tile_url: str | None = Field(

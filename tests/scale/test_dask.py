@@ -1,5 +1,6 @@
 """Indicators of a dask-chunked cube (over site) on a distributed LocalCluster equal the eager run, and the
-pipeline with `HM_DASK_SCHEDULER` naming that cluster stores the same values as the in-process run."""
+pipeline with `HM_DASK_SCHEDULER` naming that cluster (which then streams its inputs from the variable
+store, block by block of sites) stores the same values as the in-process run."""
 
 from __future__ import annotations
 
@@ -141,3 +142,23 @@ def test_site_chunks_balance_the_workers_and_stay_bounded():
     assert chunked.chunks["site"] == (3, 3, 3) and len(chunked.chunks["time"]) == 1
     # unset scheduler: computed in-process, no client
     xr.testing.assert_identical(compute.compute("hot_days", cube, None), indicators.compute("hot_days", cube))
+
+
+def test_a_dask_backed_cube_streams_block_by_block_to_the_eager_values(client):
+    """A lazy cube (as the variable store's streamed read gives) is computed one task per block of sites,
+    on the cluster or the local threaded scheduler; per-site coordinates and attrs come out as eagerly."""
+    eager = _cube(n_sites=9, n_days=12 * 365)
+    rng = np.random.default_rng(8)
+    eager["dis24"] = (("site", "time"), rng.gamma(2, 40, (9, 12 * 365)), {"units": "m3 s-1"})
+    lazy = eager.chunk({"site": 4, "time": -1})
+    address = client.scheduler.address
+    try:
+        for indicator_id in (*IDS, "flood_return_period"):
+            expected = indicators.compute(indicator_id, eager)
+            for scheduler in (None, address):
+                result = compute.compute(indicator_id, lazy, scheduler)
+                assert result.chunks is None, (indicator_id, scheduler)  # gathered into memory
+                xr.testing.assert_identical(result, expected)
+        assert "threshold_source" in expected.coords  # a per-site coordinate, known only once computed
+    finally:
+        compute.close()
