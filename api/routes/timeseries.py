@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 import xarray as xr
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy import Integer, String, func, select, type_coerce
+from sqlalchemy import Integer, String, cast, func, select, type_coerce
 
 import indicators
 from api.auth import ReaderDep
@@ -198,7 +198,7 @@ def read_provenance(
     q = (
         select(
             *keys,
-            func.max(t.c.synthetic),
+            func.max(cast(t.c.synthetic, Integer)),  # PostgreSQL has no max(boolean)
             func.max(t.c.computed_at),
             func.count(),
             func.min(t.c.period_start),
