@@ -3,8 +3,8 @@
 - the demo GloFAS return levels: computed by blocks of sites, kept on disk for the next process;
 - the synthetic generator's site parameters: computed once per site set;
 - forecast values: written in bulk (executemany of tuples, COPY on PostgreSQL), read back unchanged;
-- the API's time-series readers: the same frame as `Store.series`; the JSON points and the provenance
-  summary agree with the full rows.
+- the API's time-series reader: the same frame as `Store.series` (the JSON points and the provenance
+  summary: tests/api/test_timeseries_readers.py).
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import indicators
-from api.routes.timeseries import effective_freq, read_frames, read_points, read_provenance, read_series
-from indicators import level_name
-from monitor.alerts.episodes import period_end
+from api.routes.timeseries import read_series
 from monitor.sources import synthetic, synthetic_land
 from monitor.store.forecasts import ForecastIssue, forecast_values, replace_forecast
 from sites.model import SiteParams, SiteSet
@@ -167,76 +164,3 @@ def test_api_series_reader_gives_the_frame_of_the_store(store):
         pd.testing.assert_frame_equal(got, expected, check_dtype=False)
         assert type(got["period_start"].iloc[0]) is date
     assert read_series(store, ["s0"], ["nothing"], None, None).empty
-
-
-def _two_sources(store) -> pd.DatetimeIndex:
-    """Daily fire weather at s0, s1 (s0 synthetic, 10 days from another source) and monthly hot days."""
-    sites = _sites(2)
-    store.upsert_sites(sites)
-    days = pd.date_range("2023-12-20", periods=50, freq="D")
-    months = pd.date_range("2023-01-01", periods=14, freq="MS")
-    frames = []
-    for site in sites.ids:
-        for ind, periods, freq in (("fire_weather_index", days, "D"), ("hot_days", months, "MS")):
-            n = len(periods)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "site_id": site,
-                        "indicator_id": ind,
-                        "period_start": periods.date,
-                        "freq": freq,
-                        "value": np.where(np.arange(n) % 7 == 0, np.nan, np.arange(n) * 1.5),
-                        "level": np.arange(n) % 6 - 1,
-                        "material": np.where(np.arange(n) % 3 == 0, None, "brick"),
-                        "indicator_version": "2",
-                        "source": np.where(np.arange(n) < 10, "cams_europe", "cems_fire")
-                        if freq == "D"
-                        else "era5_land",
-                        "product": "p",
-                        "product_version": "v1",
-                        "synthetic": site == "s0",
-                        "coverage": 0.5,
-                    }
-                )
-            )
-    with store.session.begin() as session:
-        store.upsert_values(session, pd.concat(frames, ignore_index=True))
-    return days
-
-
-@pytest.mark.parametrize("resample", [None, "monthly", "yearly"])
-def test_json_points_equal_the_full_rows_resampled(store, resample):
-    """`read_points` (the JSON path: a few columns, no DataFrame) gives what the export path's frames give."""
-    days = _two_sources(store)
-    specs = [indicators.get("fire_weather_index"), indicators.get("hot_days")]
-    for args in ((["s1", "s0"], None, None), (["s0"], days[3].date(), days[40].date())):
-        frames = read_frames(store, args[0], specs, *args[1:], resample)
-        points = read_points(store, args[0], specs, *args[1:], resample)
-        for spec in specs:
-            frame, cols = frames[spec.id], points[spec.id]
-            assert len(cols["site_id"]) == len(frame) > 0
-            assert cols["site_id"] == list(frame["site_id"])
-            assert cols["period_start"] == [d.isoformat() for d in frame["period_start"]]
-            freq = effective_freq(spec, resample)
-            assert cols["period_end"] == [period_end(d, freq).isoformat() for d in frame["period_start"]]
-            assert cols["value"] == [None if np.isnan(v) else v for v in frame["value"]]
-            assert cols["level"] == [level_name(int(v)) for v in frame["level"]]
-            assert cols["material"] == [None if pd.isna(m) else m for m in frame["material"]]
-
-
-def test_provenance_summarises_the_selected_rows(store):
-    days = _two_sources(store)
-    both = read_provenance(store, ["s0", "s1"], ["fire_weather_index", "hot_days"], None, None)
-    assert both.sources == "cams_europe+cems_fire+era5_land"  # by indicator as asked, then in time order
-    assert both.synthetic and "SYNTHETIC" in both.attribution
-    assert both.rows == 2 * (50 + 14)
-    assert both.latest["fire_weather_index"]["source"] == "cems_fire"  # the source of the newest period
-    assert both.newest is not None and both.newest.tzinfo is not None
-    later = read_provenance(store, ["s1"], ["fire_weather_index"], days[10].date(), None)
-    assert (later.sources, later.synthetic, later.rows) == ("cems_fire", False, 40)
-    assert "SYNTHETIC" not in later.attribution and "Copernicus" in later.attribution
-    none = read_provenance(store, ["s1"], ["nothing"], None, None)
-    assert (none.rows, none.newest, none.sources, none.latest) == (0, None, "", {})
-    etag, modified = both.validators("k")
-    assert etag != later.validators("k")[0] and modified == both.newest.replace(microsecond=0)
