@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import re
 import tempfile
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ import xarray as xr
 from shapely.geometry.base import BaseGeometry
 
 from monitor.extract import reduce_to_sites
-from monitor.sources.normalise import file_kind
+from monitor.sources.normalise import file_kind, unpack_zip
 from sites import SiteSet
 
 __all__ = [
@@ -63,15 +62,11 @@ def open_model_file(path: Path) -> Iterator[list[tuple[str, xr.Dataset]]]:
         out: list[tuple[str, xr.Dataset]] = []
         if kind == "zip":
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hm-proj-")))
-            with zipfile.ZipFile(path) as archive:
-                for i, member in enumerate(m for m in archive.infolist() if not m.is_dir()):
-                    target = tmp / f"{i:04d}-{Path(member.filename).name}"
-                    with archive.open(member) as src, open(target, "wb") as dst:
-                        dst.write(src.read())
-                    if file_kind(target) == "netcdf":
-                        ds = xr.open_dataset(target, decode_times=coder, decode_timedelta=False)
-                        stack.callback(ds.close)
-                        out.append((Path(member.filename).name, ds))
+            for name, target in unpack_zip(path, tmp):
+                if file_kind(target) == "netcdf":
+                    ds = xr.open_dataset(target, decode_times=coder, decode_timedelta=False)
+                    stack.callback(ds.close)
+                    out.append((name, ds))
         else:
             ds = xr.open_dataset(path, decode_times=coder, decode_timedelta=False)
             stack.callback(ds.close)

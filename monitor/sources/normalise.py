@@ -87,17 +87,26 @@ def open_normalised(path: Path) -> Iterator[list[xr.Dataset]]:
         raw: list[tuple[str, xr.Dataset]] = []
         if kind == "zip":
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hm-zip-")))
-            with zipfile.ZipFile(path) as archive:
-                for i, member in enumerate(m for m in archive.infolist() if not m.is_dir()):
-                    name = Path(member.filename).name
-                    target = tmp / f"{i:04d}-{name}"
-                    with archive.open(member) as src, open(target, "wb") as dst:
-                        dst.write(src.read())
-                    if file_kind(target) in ("netcdf", "grib"):
-                        raw.extend((name, ds) for ds in _open_plain(target, stack))
+            for name, target in unpack_zip(path, tmp):
+                if file_kind(target) in ("netcdf", "grib"):
+                    raw.extend((name, ds) for ds in _open_plain(target, stack))
         else:
             raw.extend((Path(path).name, ds) for ds in _open_plain(Path(path), stack))
         yield [normalise(ds).assign_attrs(source_file=name) for name, ds in raw]
+
+
+def unpack_zip(path: Path, folder: Path) -> list[tuple[str, Path]]:
+    """Every file member of the ZIP at `path` written into `folder`: (member's base name, written file),
+    numbered so that members of the same name in different folders never overwrite each other."""
+    unpacked = []
+    with zipfile.ZipFile(path) as archive:
+        for i, member in enumerate(m for m in archive.infolist() if not m.is_dir()):
+            name = Path(member.filename).name
+            target = folder / f"{i:04d}-{name}"
+            with archive.open(member) as src, open(target, "wb") as dst:
+                dst.write(src.read())
+            unpacked.append((name, target))
+    return unpacked
 
 
 def _open_plain(path: Path, stack: contextlib.ExitStack) -> list[xr.Dataset]:
