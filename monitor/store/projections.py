@@ -20,7 +20,6 @@ import pandas as pd
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -35,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from monitor.store.repository import Store, utcnow
-from monitor.store.tables import Base, BigId
+from monitor.store.tables import Base, BigId, UTCDateTime
 
 #: The `model` of ensemble rows.
 ENSEMBLE = "ensemble"
@@ -94,7 +93,7 @@ class ProjectionValueRow(Base):
     provenance: Mapped[dict] = mapped_column(JSON, default=dict)
     attribution: Mapped[str] = mapped_column(Text)
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
-    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         UniqueConstraint(*KEY_COLUMNS, name="uq_projection_values_key"),
