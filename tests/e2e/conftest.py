@@ -50,6 +50,25 @@ def _sites_geojson(boxes: Mapping[str, Box]) -> dict:
     return {"type": "FeatureCollection", "features": features}
 
 
+#: Data-store clients that give up quickly: the fakes answer at once or never.
+QUICK_RETRIES = {"HM_CDS_RETRY_MAX": "2", "HM_CDS_SLEEP_MAX": "0.05", "HM_CDS_TIMEOUT_SECONDS": "5"}
+
+
+def base_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """The CLI's environment without any inherited HM_*, CDSAPI_* or SH_* variable: a data dir and database
+    of the test's own, no proxy for 127.0.0.1 and no ~/.cdsapirc."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("HM_", "CDSAPI", "SH_"))}
+    e.update(
+        HM_DATA_DIR=str(tmp_path / "data"),
+        HM_DATABASE_URL=database_url,
+        COLUMNS="200",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        CDSAPI_RC=str(tmp_path / "no-rc"),
+    )
+    return e
+
+
 @pytest.fixture
 def env(
     tmp_path: Path,
@@ -60,19 +79,8 @@ def env(
 ) -> dict[str, str]:
     """The CLI's environment as an operator sets it: no inherited HM_* or CDSAPI_* variables, the CDS on
     the fake with quick retries, the module's `remote_settings`, and its `site_boxes` imported as sites."""
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("HM_", "CDSAPI"))}
-    e.update(
-        HM_DATA_DIR=str(tmp_path / "data"),
-        HM_DATABASE_URL=database_url,
-        COLUMNS="200",
-        HM_CDS_URL=fake.url,
-        HM_CDS_KEY=fake.token,
-        HM_CDS_RETRY_MAX="2",
-        HM_CDS_SLEEP_MAX="0.05",
-        HM_CDS_TIMEOUT_SECONDS="5",
-        NO_PROXY="127.0.0.1,localhost",
-        CDSAPI_RC=str(tmp_path / "no-rc"),
-    )
+    e = base_env(tmp_path, database_url) | QUICK_RETRIES
+    e.update(HM_CDS_URL=fake.url, HM_CDS_KEY=fake.token)
     e.update(remote_settings)
     path = tmp_path / "sites.geojson"
     path.write_text(json.dumps(_sites_geojson(site_boxes)))

@@ -9,7 +9,6 @@ operator runs it: settings as HM_* variables, sites imported with `sites import`
 """
 
 import json
-import os
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -22,6 +21,7 @@ import pytest
 import xarray as xr
 from sqlalchemy import create_engine, text
 
+from tests.e2e.conftest import QUICK_RETRIES, base_env
 from tests.integration.land_sources.fakes import EMS_PREFIX, TOKEN_PATH, FakeServer, reply_status
 from tests.integration.sources import products
 from tests.integration.sources.fake_cds import FakeDataStore
@@ -30,19 +30,6 @@ CLI = [sys.executable, "-m", "monitor.cli"]
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
-
-
-def base_env(tmp_path: Path, database_url: str) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("HM_", "CDSAPI", "SH_"))}
-    e.update(
-        HM_DATA_DIR=str(tmp_path / "data"),
-        HM_DATABASE_URL=database_url,
-        COLUMNS="200",
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-        CDSAPI_RC=str(tmp_path / "no-rc"),
-    )
-    return e
 
 
 def import_sites(env: dict[str, str], tmp_path: Path, sites: dict[str, tuple[float, float]], size=0.02):
@@ -200,13 +187,10 @@ def ewds():
 
 def make_glofas_env(tmp_path, database_url, ewds, thresholds: bool) -> dict[str, str]:
     uparea, threshold_folder = write_glofas_static(tmp_path)
-    e = base_env(tmp_path, database_url)
+    e = base_env(tmp_path, database_url) | QUICK_RETRIES
     e.update(
         HM_EWDS_URL=ewds.url,
         HM_EWDS_KEY=ewds.token,
-        HM_CDS_RETRY_MAX="2",
-        HM_CDS_SLEEP_MAX="0.05",
-        HM_CDS_TIMEOUT_SECONDS="5",
         HM_GLOFAS_MODE="remote",
         HM_GLOFAS_UPSTREAM_AREA_PATH=str(uparea),
         HM_GLOFAS_SEARCH_RADIUS_KM="8",
