@@ -604,9 +604,7 @@ class Pipeline:
         cube.attrs = {k: "+".join(dict.fromkeys(v)) for k, v in attrs.items()}
         if "site" not in cube.coords:  # no stored or fetched input at all
             return cube
-        from monitor.sources.synthetic import site_points  # Site.centroid of every site in one call
-
-        lon, lat = site_points(SiteSet(sites[str(s)] for s in cube.site.values)).reshape(-1, 2).T
+        lon, lat = sites.centroids()[sites.positions(cube.site.values)].reshape(-1, 2).T
         return cube.assign_coords(lat=("site", lat), lon=("site", lon))
 
     def _any_input(

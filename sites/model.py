@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import shapely
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
@@ -113,6 +114,7 @@ class SiteSet(Sequence[Site]):
         self._index = {s.id: i for i, s in enumerate(self._sites)}
         if len(self._index) != len(self._sites):
             raise ValueError("site ids must be unique within a SiteSet")
+        self._centroids: np.ndarray | None = None
 
     def __getitem__(self, key):  # type: ignore[override]
         if isinstance(key, str):
@@ -131,6 +133,22 @@ class SiteSet(Sequence[Site]):
     @property
     def ids(self) -> list[str]:
         return [s.id for s in self._sites]
+
+    def centroids(self) -> np.ndarray:
+        """(n_sites, 2) lon/lat of every `Site.centroid`, in one vectorised call (computed once per set:
+        a pass asks for them for every indicator)."""
+        if self._centroids is None:
+            if not self._sites:
+                self._centroids = np.empty((0, 2))
+            else:
+                points = shapely.point_on_surface(np.asarray(self.geometries(), dtype=object))
+                self._centroids = shapely.get_coordinates(points).astype(np.float64)
+        return self._centroids
+
+    def positions(self, ids: Iterable[str]) -> np.ndarray:
+        """Index in this set of each of `ids` (a KeyError names an id that is not in it)."""
+        index = self._index
+        return np.fromiter((index[str(i)] for i in ids), dtype=np.intp)
 
     def subset(self, ids: Iterable[str]) -> SiteSet:
         """The sites with these ids, in this set's order."""

@@ -777,8 +777,7 @@ def finish_cube(
         dims="site",
         attrs={"long_name": "How site values were taken: mean | nearest | none | outside | river_pixel"},
     )
-    lon = np.array([s.centroid[0] for s in sites], dtype=float)
-    lat = np.array([s.centroid[1] for s in sites], dtype=float)
+    lon, lat = sites.centroids().T
     out = out.assign_coords(
         lat=("site", lat, {"units": "degrees_north", "standard_name": "latitude"}),
         lon=("site", lon, {"units": "degrees_east", "standard_name": "longitude"}),

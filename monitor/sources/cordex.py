@@ -237,8 +237,7 @@ def _regular_lonlat(ds: xr.Dataset) -> xr.Dataset:
 
 def _nearest(ds: xr.Dataset, sites: SiteSet, variables: Sequence[str]) -> xr.Dataset:
     """Values of the cell whose centre is nearest each site's representative point (irregular grids)."""
-    lon = np.array([s.centroid[0] for s in sites])
-    lat = np.array([s.centroid[1] for s in sites])
+    lon, lat = sites.centroids().T
     ilat = np.abs(ds["lat"].values[None, :] - lat[:, None]).argmin(axis=1)
     dlon = np.abs(((ds["lon"].values[None, :] - lon[:, None]) + 180.0) % 360.0 - 180.0)
     ilon = dlon.argmin(axis=1)

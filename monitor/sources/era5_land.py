@@ -157,7 +157,7 @@ def relative_humidity(t_kelvin: Any, td_kelvin: Any) -> Any:
 
 def noon_hours(sites: SiteSet) -> np.ndarray:
     """UTC hour nearest local solar noon of each site: round(12 − lon/15) mod 24."""
-    lon = np.array([s.centroid[0] for s in sites], dtype=float)
+    lon = sites.centroids()[:, 0]
     return (np.round(12.0 - lon / 15.0).astype(int)) % 24
 
 

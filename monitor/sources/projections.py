@@ -463,8 +463,8 @@ def assemble(
     calendar = next(iter(pieces.calendars))
     cube = cube.assign_coords(
         site=("site", ids, {"long_name": "site id"}),
-        lon=("site", np.array([s.centroid[0] for s in sites]), {"units": "degrees_east"}),
-        lat=("site", np.array([s.centroid[1] for s in sites]), {"units": "degrees_north"}),
+        lon=("site", sites.centroids()[:, 0], {"units": "degrees_east"}),
+        lat=("site", sites.centroids()[:, 1], {"units": "degrees_north"}),
     )
     if pieces.extraction is not None:
         cube = cube.assign_coords(

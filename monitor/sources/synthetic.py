@@ -31,7 +31,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
-import shapely
 import xarray as xr
 from scipy import signal, special
 
@@ -561,14 +560,6 @@ _GEO_CACHE_SIZE = 4
 _GEO_LOCK = threading.Lock()
 
 
-def site_points(sites: SiteSet) -> np.ndarray:
-    """(n_sites, 2) lon/lat of `Site.centroid` (a point inside each polygon), in one vectorised call."""
-    if not len(sites):
-        return np.empty((0, 2))
-    points = shapely.point_on_surface(np.asarray(sites.geometries(), dtype=object))
-    return shapely.get_coordinates(points).astype(np.float64)
-
-
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -594,7 +585,7 @@ class _Geo:
     def from_sites(cls, sites: SiteSet) -> _Geo:
         """The parameters of `sites`; the last few site sets are kept (a pass asks several times)."""
         seeds = np.array([_stable_u64(s.id) for s in sites], dtype=np.uint64)
-        lonlat = site_points(sites)
+        lonlat = sites.centroids()
         given = np.array(
             [np.nan if s.params.distance_to_sea_km is None else s.params.distance_to_sea_km for s in sites],
             dtype=np.float64,

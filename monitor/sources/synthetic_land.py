@@ -384,7 +384,7 @@ def _ems(geo: _Geo, days: np.ndarray) -> dict[str, np.ndarray]:
 
 def _rp_keys(sites: SiteSet) -> np.ndarray:
     """uint64 per site of what its return levels depend on: id, centroid and distance to the sea."""
-    points = np.round(synthetic.site_points(sites), 9)
+    points = np.round(sites.centroids(), 9)
     texts = (
         f"{s.id}|{lon!r}|{lat!r}|{s.params.distance_to_sea_km!r}"
         for s, (lon, lat) in zip(sites, points.tolist(), strict=True)

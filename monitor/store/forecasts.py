@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
     Boolean,
@@ -164,6 +165,13 @@ def _bulk_insert(session: Session, columns: dict[str, list]) -> None:
 _BATCH = 20_000
 
 
+def _key_order(records: pd.DataFrame) -> np.ndarray:
+    """Row order by (site, indicator, valid day): inserted in the unique index's order, each B-tree page
+    of the indexes is visited once rather than once per indicator."""
+    keys = [pd.factorize(records[c], sort=True)[0] for c in ("valid_day", "indicator_id", "site_id")]
+    return np.lexsort(keys)
+
+
 def replace_forecast(session: Session, issue: ForecastIssue, records: pd.DataFrame) -> int:
     """Store one issue of a source in place of the previous one (in the caller's transaction); returns the
     number of values written. `records` has the columns `RECORD_COLUMNS`."""
@@ -186,6 +194,7 @@ def replace_forecast(session: Session, issue: ForecastIssue, records: pd.DataFra
     if records.empty:
         return 0
     n = len(records)
+    records = records.iloc[_key_order(records)]
     columns = {"source": [issue.source] * n, "issued": [issue.issued] * n}
     columns |= {c: _column(records[c]) for c in RECORD_COLUMNS}
     _bulk_insert(session, columns)

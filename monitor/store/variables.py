@@ -83,8 +83,10 @@ class VariableStore:
             old_meta = json.loads((pq.read_schema(path).metadata or {}).get(b"heritage", b"{}"))
             meta = {**old_meta, **meta, "units": {**old_meta.get("units", {}), **meta["units"]}}
             merged = pd.concat([old, new], ignore_index=True)
-            # new values win; variables absent from `new` keep their old values
-            merged = merged.groupby(KEY, sort=False, as_index=False).last()
+            if old.empty or new.empty or new["time"].min() <= old["time"].max():
+                # new values win; variables absent from `new` keep their old values
+                merged = merged.groupby(KEY, sort=False, as_index=False).last()
+            # else days after every stored one (a daily refresh): no (site, day) is in both
         else:
             merged = new
         merged = merged.sort_values(KEY, kind="stable").reset_index(drop=True)

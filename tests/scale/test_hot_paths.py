@@ -76,7 +76,7 @@ def test_site_parameters_are_computed_once_per_site_set_and_not_shared_for_chang
         first.lat[0] = 0.0  # shared between callers: read-only
     other = synthetic._Geo.from_sites(SiteSet([*list(sites)[:3], make_site("s3", 9.0, 50.0)]))
     assert other is not first and other.lon[3] != first.lon[3]
-    points = synthetic.site_points(sites)
+    points = sites.centroids()
     np.testing.assert_array_equal(points, np.array([s.centroid for s in sites]))
 
 
