@@ -76,6 +76,16 @@ def _cast(thresh: float, values: np.ndarray) -> np.floating:
 
 
 @njit(cache=True, nogil=True)
+def _sum_codes(codes: np.ndarray) -> np.int32:  # pragma: no cover (numba)
+    """Sum of a contiguous run of day codes (a loop from 0 over a slice: LLVM vectorises it, where a loop
+    over range(a, b) of the whole buffer is kept scalar by the negative-index wraparound check)."""
+    total = np.int32(0)
+    for t in range(codes.size):
+        total += codes[t]
+    return total
+
+
+@njit(cache=True, nogil=True)
 def _tally(code: np.ndarray, starts: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover (numba)
     """Per period: the hits (low 16 bits of the sum of `code`), NaN without a valid step (high bits)."""
     n = code.size
@@ -83,9 +93,7 @@ def _tally(code: np.ndarray, starts: np.ndarray, out: np.ndarray) -> None:  # pr
     for p in range(n_periods):
         a = starts[p]
         b = min(starts[p + 1] if p + 1 < n_periods else n, n)
-        total = np.int32(0)
-        for t in range(a, b):
-            total += code[t]
+        total = _sum_codes(code[a:b]) if b > a else np.int32(0)
         valid = total >> _VALID
         out[p] = np.float64(total & 0xFFFF) if valid > 0 else np.nan
 
@@ -155,15 +163,20 @@ def _wet_frost_rows(tmin, pr, starts, thresh, pr_thresh, window):  # pragma: no 
     out = np.empty((rows, starts.size))
     code = np.empty(n, dtype=np.int32)
     recent = np.empty(n, dtype=np.int32)
+    wet = np.empty(n, dtype=np.int32)
     for r in range(rows):
+        tn_row, pr_row = tmin[r], pr[r]
         for t in range(n):
-            recent[t] = np.int32(pr[r, t] >= pr_thresh)
+            wet[t] = np.int32(pr_row[t] >= pr_thresh)
+            recent[t] = wet[t]
         for k in range(1, min(window, n)):  # a loop over the window length
-            for t in range(k, n):
-                recent[t] |= np.int32(pr[r, t - k] >= pr_thresh)
+            # loops from 0 over slices (vectorised), not over range(k, n) of the buffers
+            later, earlier = recent[k:], wet[: n - k]
+            for t in range(later.size):
+                later[t] |= earlier[t]
         for t in range(n):
-            tn = tmin[r, t]
-            p = pr[r, t]
+            tn = tn_row[t]
+            p = pr_row[t]
             code[t] = (np.int32(tn <= thresh) & recent[t]) | (np.int32((tn == tn) & (p == p)) << _VALID)
         _tally(code, starts, out[r])
     return out
@@ -171,7 +184,8 @@ def _wet_frost_rows(tmin, pr, starts, thresh, pr_thresh, window):  # pragma: no 
 
 @njit(cache=True, nogil=True)
 def _period_max(sums, offset, starts, n, out):  # pragma: no cover (numba)
-    """Largest non-NaN `sums[t - offset]` of each period's steps t (NaN if none) into `out`."""
+    """Largest non-NaN `sums[t - offset]` of each period's steps t (NaN if none) into `out` (any float
+    dtype; the float32 rows go through `_max_rows_f32`, which is vectorised)."""
     n_periods = starts.size
     for p in range(n_periods):
         a = max(starts[p], offset)
@@ -186,20 +200,71 @@ def _period_max(sums, offset, starts, n, out):  # pragma: no cover (numba)
 
 
 @njit(cache=True, nogil=True)
+def _window_sums(row, window, sums):  # pragma: no cover (numba)
+    """`sums[t]` = row[t] + … + row[t + window − 1], added in that order in the row's dtype."""
+    m = sums.size
+    for t in range(m):
+        sums[t] = row[t]
+    for k in range(1, window):  # a loop over the window length; each pass is vectorised
+        later = row[k : k + m]
+        for t in range(m):
+            sums[t] += later[t]
+
+
+@njit(cache=True, nogil=True)
 def _max_rows(values, starts, window):  # pragma: no cover (numba)
     """Largest `window`-step sum (window order, the data's dtype) ending in each period; NaN if none."""
     rows, n = values.shape
     out = np.empty((rows, starts.size))
     sums = np.empty(max(n - window + 1, 0), dtype=values.dtype)
     for r in range(rows):
-        # the row is copied even for window 1: the period maxima then run over a contiguous buffer, twice
-        # as fast as over a row of the (possibly strided) input
-        for t in range(sums.size):
-            sums[t] = values[r, t]
-        for k in range(1, window):  # a loop over the window length
-            for t in range(sums.size):
-                sums[t] += values[r, t + k]
+        _window_sums(values[r], window, sums)
         _period_max(sums, window - 1, starts, n, out[r])
+    return out
+
+
+_NO_KEY = np.int32(-(2**31))  # the key of a NaN: below every number's
+
+
+@njit(cache=True, nogil=True)
+def _max_key(keys):  # pragma: no cover (numba)
+    """Largest of a contiguous run of int32 keys (a loop from 0 over a slice: LLVM vectorises it)."""
+    best = _NO_KEY
+    for t in range(keys.size):
+        best = max(best, keys[t])
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _max_rows_f32(values, starts, window):  # pragma: no cover (numba)
+    """`_max_rows` of float32 rows through integer keys: a float's bits `i` map to the int32
+    `i ^ ((i >> 31) & 0x7FFFFFFF)`, which orders as the floats do (−0 just below +0), and NaN to the
+    lowest key, so each period's maximum is an integer maximum, which LLVM vectorises (float maxima with
+    NaN it does not), mapped back to the float it came from."""
+    rows, n = values.shape
+    n_periods = starts.size
+    out = np.empty((rows, n_periods))
+    offset = window - 1
+    sums = np.empty(max(n - offset, 0), dtype=np.float32)
+    bits = sums.view(np.int32)
+    keys = np.empty(sums.size, dtype=np.int32)
+    best = np.empty(n_periods, dtype=np.int32)
+    found = np.empty(n_periods, dtype=np.bool_)
+    for r in range(rows):
+        _window_sums(values[r], window, sums)
+        for t in range(sums.size):
+            i = bits[t]
+            s = sums[t]
+            keys[t] = (i ^ ((i >> 31) & np.int32(0x7FFFFFFF))) if s == s else _NO_KEY
+        for p in range(n_periods):
+            a = max(starts[p], offset) - offset
+            b = min(starts[p + 1] if p + 1 < n_periods else n, n) - offset
+            k = _max_key(keys[a:b]) if b > a else _NO_KEY
+            found[p] = k != _NO_KEY  # (the bits of -0.0 are the key of NaN: test the key)
+            best[p] = k ^ ((k >> 31) & np.int32(0x7FFFFFFF))
+        floats = best.view(np.float32)
+        for p in range(n_periods):
+            out[r, p] = np.float64(floats[p]) if found[p] else np.nan
     return out
 
 
@@ -273,7 +338,8 @@ def max_per_period(values: np.ndarray, starts: np.ndarray, window: int = 1) -> n
     values = np.asarray(values)
     if values.dtype.kind != "f":
         values = values.astype(np.float64)
-    return _shaped(_max_rows(_rows(values), np.asarray(starts, np.intp), max(int(window), 1)), values)
+    kernel = _max_rows_f32 if values.dtype == np.float32 else _max_rows
+    return _shaped(kernel(_rows(values), np.asarray(starts, np.intp), max(int(window), 1)), values)
 
 
 def sum_per_period(values: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -196,3 +196,27 @@ def test_periods_too_long_for_packed_codes_take_the_numpy_path_with_the_same_res
         whole = check(long)
         np.testing.assert_array_equal(whole[:, [0, 2]], split[:, [0, 3]])
         np.testing.assert_array_equal(whole[:, 1], np.nansum(split[:, 1:3], axis=1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n_days=st.integers(1, 120),
+    window=st.integers(1, 5),
+    share=st.sampled_from([0.0, 0.2, 1.0]),
+)
+def test_float32_maxima_through_integer_keys_equal_the_float_comparison_kernel(seed, n_days, window, share):
+    """The float32 kernel orders the floats' bits as integers: signs, -0.0, ±inf, NaN gaps, empty periods
+    and periods shorter than the window give what comparing the floats gives."""
+    rng = np.random.default_rng(seed)
+    values = rng.normal(0, 5, (4, n_days)).astype(np.float32)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, -1e-38, 1e-38], dtype=np.float32)
+    picks = rng.random((4, n_days)) < 0.15
+    values[picks] = rng.choice(special, picks.sum())
+    values[rng.random((4, n_days)) < share * 0.5] = np.nan
+    starts = np.sort(rng.integers(0, n_days + 2, rng.integers(1, 8)))
+    with np.errstate(invalid="ignore"):  # inf − inf in a window sum is a NaN sum, as it should be
+        ours = kernels.max_per_period(values, starts, window)
+        generic_ = kernels._shaped(kernels._max_rows(values, starts.astype(np.intp), window), values)
+    np.testing.assert_array_equal(ours, generic_)
+    assert ours.dtype == np.float64
