@@ -5,11 +5,13 @@ Period reductions take `starts`, the index of the first time step of each period
 period repeats the next start), as `period_starts` computes once from the time axis and the period labels.
 
 The reductions of the indicator suite (day counts, period maxima, maxima of n-day sums) are fused numba
-kernels: one pass over each (site, time) row computes the day's condition and its validity without
-materialising a mask, a running sum gives every period's count from two lookups, and the arithmetic stays
-in the data's dtype (float32 ERA5-Land values are never copied to float64). A threshold is cast to the
-data's dtype before comparing, as numpy compares an array with a Python float, so the counts equal
-xclim's exactly. They are compiled on first use and cached on disk (`cache=True`).
+kernels: one pass over each (site, time) row packs the day's condition and its validity into an int32
+code without materialising a mask, each period's count is the sum of its codes, float32 maxima are integer
+maxima of order-preserving keys, and the arithmetic stays in the data's dtype (float32 ERA5-Land values are
+never copied to float64). Every inner loop runs from 0 over a contiguous slice, which LLVM vectorises; a
+loop over `range(a, b)` of a whole buffer stays scalar (numba's negative-index wraparound check). A
+threshold is cast to the data's dtype before comparing, as numpy compares an array with a Python float,
+so the counts equal xclim's exactly. They are compiled on first use and cached on disk (`cache=True`).
 
 Missing data: a NaN time step never counts and adds nothing; a period without a valid step is NaN.
 """
