@@ -236,38 +236,58 @@ def classify_sites(
     site_materials: Sequence[Sequence[str]],
     site_overrides: Sequence[Mapping[str, float] | None],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Levels of a (site, time) array where each site's worst concerned material decides.
+    """Levels of a (site, time) array where each site's worst concerned material decides, from each
+    site's materials and threshold overrides (`classify_site_arrays` with the arrays made here; a
+    `SiteSet` gives them ready: `material_matrix`, `threshold_overrides`).
 
     Returns (codes, deciding material index into `spec.materials`, or -1 when the default scheme decided).
-    Loops over the few distinct materials and override sets, never over sites.
+    """
+    wanted = {m: j for j, m in enumerate(spec.material_levels)}
+    has = np.zeros((len(site_materials), len(wanted)), dtype=bool)
+    for i, materials in enumerate(site_materials):
+        for m in materials:
+            if m in wanted:
+                has[i, wanted[m]] = True
+    keys = [tuple(sorted(o.items())) if o else () for o in site_overrides]
+    distinct = {k: i for i, k in enumerate(sorted(set(keys) - {()}), start=1)}
+    group = np.array([distinct.get(k, 0) for k in keys], dtype=np.intp)
+    sets: list[Mapping[str, float] | None] = [None, *(dict(k) for k in distinct)]
+    return classify_site_arrays(spec, values, has, group, sets)
+
+
+def classify_site_arrays(
+    spec: IndicatorSpec,
+    values: np.ndarray,
+    has_material: np.ndarray,
+    override_group: np.ndarray,
+    override_sets: Sequence[Mapping[str, float] | None],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Levels of a (site, time) array where each site's worst concerned material decides.
+
+    `has_material` is (site, material) booleans over `spec.material_levels`; `override_group` the index
+    into `override_sets` of each site's threshold overrides (None: the indicator's own levels). Loops over
+    the few materials and override sets, never over sites.
+
+    Returns (codes, deciding material index into `spec.materials`, or -1 when the default scheme decided).
     """
     values = np.asarray(values, dtype=float)
-    n_sites = values.shape[0]
+    has_material = np.asarray(has_material, dtype=bool).reshape(values.shape[0], len(spec.material_levels))
+    override_group = np.asarray(override_group)
     best = np.full(values.shape, NO_DATA_CODE, dtype=np.int8)
     decider = np.full(values.shape, -1, dtype=np.int16)
-    candidates: list[str | None] = [None, *spec.material_levels]
-    override_keys = [tuple(sorted((o or {}).items())) for o in site_overrides]
-    for key in sorted(set(override_keys)):
-        rows = np.array([k == key for k in override_keys])
-        for material in candidates:
-            if material is None:
-                has = np.array([not any(m in spec.material_levels for m in ms) for ms in site_materials])
-            else:
-                has = np.array([material in ms for ms in site_materials])
-            sel = rows & has
+    none_concerned = ~has_material.any(axis=1)
+    for g, override in enumerate(override_sets):
+        rows = override_group == g
+        if not rows.any():
+            continue
+        for j, material in enumerate([None, *spec.material_levels]):
+            sel = rows & (none_concerned if material is None else has_material[:, j - 1])
             if not sel.any():
                 continue
-            codes = spec.thresholds_for(material, dict(key) or None).classify(values[sel])
+            codes = spec.thresholds_for(material, dict(override) if override else None).classify(values[sel])
             prev = best[sel]
             better = codes > prev
             best[sel] = np.where(better, codes, prev)
-            idx = (
-                -1
-                if material is None
-                else spec.materials.index(material)
-                if material in spec.materials
-                else -1
-            )
+            idx = spec.materials.index(material) if material in spec.materials else -1
             decider[sel] = np.where(better, idx, decider[sel])
-    assert best.shape[0] == n_sites
     return best, decider

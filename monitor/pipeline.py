@@ -163,6 +163,17 @@ def site_parameters(spec: IndicatorSpec, sites: SiteSet, site_ids) -> dict[str, 
     return out
 
 
+def site_levels(
+    spec: IndicatorSpec, sites: SiteSet, site_ids: Sequence[str] | np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Level codes and deciding material index (`indicators.classify_site_arrays`) of (site, …) values
+    of `site_ids`, from the arrays `sites` keeps of its materials and threshold overrides."""
+    rows = sites.positions(site_ids)
+    group, sets = sites.threshold_overrides(spec.id)
+    has = sites.material_matrix(list(spec.material_levels))
+    return indicators.classify_site_arrays(spec, values, has[rows], group[rows], sets)
+
+
 def forecastable(spec: IndicatorSpec) -> bool:
     """Whether forecast days give an indicator forecast values: daily indicators, and counts of days in a
     month or year where more days are worse (a count only grows as its period goes on, so a count to date
@@ -664,12 +675,7 @@ class Pipeline:
     @staticmethod
     def _classify(spec: IndicatorSpec, sites: SiteSet, values: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
         """Level codes and deciding material (None: the default levels) of (site, time) values."""
-        codes, decider = indicators.classify_sites(
-            spec,
-            values.values,
-            [sites[s].materials for s in values.site.values],
-            [sites[s].thresholds.get(spec.id) for s in values.site.values],
-        )
+        codes, decider = site_levels(spec, sites, values.site.values, values.values)
         material_names = np.array([*spec.materials, None], dtype=object)
         return codes, material_names[decider]
 

@@ -265,12 +265,9 @@ def to_calendar(ds: xr.Dataset, calendar: str) -> xr.Dataset:
 
 def _levels(spec: IndicatorSpec, sites: SiteSet, site_ids: Sequence[str], values: np.ndarray):
     """Level codes and deciding material names of (site, n) values."""
-    codes, decider = indicators.classify_sites(
-        spec,
-        values,
-        [sites[s].materials for s in site_ids],
-        [sites[s].thresholds.get(spec.id) for s in site_ids],
-    )
+    from monitor.pipeline import site_levels
+
+    codes, decider = site_levels(spec, sites, site_ids, values)
     names = np.array([*spec.materials, None], dtype=object)
     return codes, names[decider]
 

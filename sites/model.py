@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import shapely
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
@@ -114,7 +115,12 @@ class SiteSet(Sequence[Site]):
         self._index = {s.id: i for i, s in enumerate(self._sites)}
         if len(self._index) != len(self._sites):
             raise ValueError("site ids must be unique within a SiteSet")
+        # arrays derived from the sites, computed on first use and kept: a pass asks for them for every
+        # indicator (the sites of a set are not changed after it is made)
         self._centroids: np.ndarray | None = None
+        self._id_index: pd.Index | None = None
+        self._materials: tuple[dict[str, int], np.ndarray] | None = None
+        self._with_thresholds: list[int] | None = None
 
     def __getitem__(self, key):  # type: ignore[override]
         if isinstance(key, str):
@@ -146,9 +152,53 @@ class SiteSet(Sequence[Site]):
         return self._centroids
 
     def positions(self, ids: Iterable[str]) -> np.ndarray:
-        """Index in this set of each of `ids` (a KeyError names an id that is not in it)."""
-        index = self._index
-        return np.fromiter((index[str(i)] for i in ids), dtype=np.intp)
+        """Index in this set of each of `ids`, by one hashed lookup of them all (a KeyError names an id
+        that is not in it)."""
+        if self._id_index is None:
+            self._id_index = pd.Index(self.ids, dtype=object)
+        wanted = pd.Index(np.asarray(ids if isinstance(ids, np.ndarray) else list(ids)).astype(str))
+        found = self._id_index.get_indexer(wanted)
+        if (found < 0).any():
+            raise KeyError(str(wanted[np.argmax(found < 0)]))
+        return found.astype(np.intp)
+
+    def material_matrix(self, materials: Sequence[str]) -> np.ndarray:
+        """(n_sites, len(materials)) booleans: whether each site lists each material. The sites' lists are
+        read once per set; every later call selects columns."""
+        if self._materials is None:
+            columns: dict[str, int] = {}
+            rows, cols = [], []
+            for i, site in enumerate(self._sites):  # once per set, not per indicator
+                for m in site.materials:
+                    rows.append(i)
+                    cols.append(columns.setdefault(m, len(columns)))
+            table = np.zeros((len(self._sites), len(columns)), dtype=bool)
+            table[rows, cols] = True
+            self._materials = (columns, table)
+        columns, table = self._materials
+        out = np.zeros((len(self._sites), len(materials)), dtype=bool)
+        for j, m in enumerate(materials):  # a loop over the few materials asked, never over sites
+            if m in columns:
+                out[:, j] = table[:, columns[m]]
+        return out
+
+    def threshold_overrides(self, indicator_id: str) -> tuple[np.ndarray, list[dict[str, float] | None]]:
+        """Per site, the index into the returned list of its threshold overrides for an indicator (0 is
+        None: the indicator's own levels). Only the sites that override some threshold are visited."""
+        if self._with_thresholds is None:
+            self._with_thresholds = [i for i, s in enumerate(self._sites) if s.thresholds]
+        group = np.zeros(len(self._sites), dtype=np.intp)
+        sets: list[dict[str, float] | None] = [None]
+        seen: dict[tuple, int] = {}
+        for i in self._with_thresholds:
+            override = self._sites[i].thresholds.get(indicator_id)
+            if override:
+                key = tuple(sorted(override.items()))
+                if key not in seen:
+                    seen[key] = len(sets)
+                    sets.append(dict(override))
+                group[i] = seen[key]
+        return group, sets
 
     def subset(self, ids: Iterable[str]) -> SiteSet:
         """The sites with these ids, in this set's order."""

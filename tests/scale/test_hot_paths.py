@@ -14,7 +14,10 @@ from datetime import UTC, date, datetime
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import indicators
 from api.routes.timeseries import read_series
 from monitor.sources import synthetic, synthetic_land
 from monitor.store.forecasts import ForecastIssue, forecast_values, replace_forecast
@@ -164,3 +167,77 @@ def test_api_series_reader_gives_the_frame_of_the_store(store):
         pd.testing.assert_frame_equal(got, expected, check_dtype=False)
         assert type(got["period_start"].iloc[0]) is date
     assert read_series(store, ["s0"], ["nothing"], None, None).empty
+
+
+def _material_spec() -> indicators.IndicatorSpec:
+    """hot_days with levels of its own for marble and timber (no registered indicator has any yet)."""
+    base = indicators.get("hot_days")
+    return indicators.IndicatorSpec(
+        **{
+            **base.__dict__,
+            "id": "test_material_levels",
+            "materials": ("marble", "limestone", "timber"),
+            "material_levels": {
+                "marble": indicators.Thresholds(low=1, moderate=2, high=3, severe=4),
+                "timber": indicators.Thresholds(low=10, moderate=20, high=30, severe=40),
+            },
+        }
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    materials=st.lists(
+        st.lists(st.sampled_from(["marble", "limestone", "timber", "granite", "bronze"]), max_size=3),
+        min_size=1,
+        max_size=12,
+    ),
+    overrides=st.lists(st.sampled_from([None, {}, {"low": 2.0}, {"low": 2.0, "high": 5.0}]), min_size=12),
+    order=st.randoms(use_true_random=False),
+)
+def test_site_levels_from_site_set_arrays_equal_classifying_per_site_lists(materials, overrides, order):
+    """Classification from `SiteSet.material_matrix` and `threshold_overrides` (computed once per set) gives
+    what the per-site materials and overrides give, for site ids in any order."""
+    from monitor.pipeline import site_levels
+
+    spec = _material_spec()
+    sites = SiteSet(
+        make_site(f"s{i}", 2.0 + i, 45.0, materials=m, thresholds={spec.id: o} if o is not None else {})
+        for i, (m, o) in enumerate(zip(materials, overrides, strict=False))
+    )
+    ids = sites.ids
+    order.shuffle(ids)
+    values = np.random.default_rng(len(ids)).uniform(0, 60, (len(ids), 4))
+    values[0, 1] = np.nan
+    codes, decider = site_levels(spec, sites, np.array(ids), values)
+    expected = indicators.classify_sites(
+        spec, values, [sites[s].materials for s in ids], [sites[s].thresholds.get(spec.id) for s in ids]
+    )
+    np.testing.assert_array_equal(codes, expected[0])
+    np.testing.assert_array_equal(decider, expected[1])
+    group, sets = sites.threshold_overrides(spec.id)
+    for site, g in zip(sites, group, strict=True):
+        assert sets[g] == (site.thresholds.get(spec.id) or None)
+
+
+def test_worst_material_and_overrides_decide_levels_from_the_site_set():
+    spec = _material_spec()
+    sites = SiteSet(
+        [
+            make_site("a", 2.0, 45.0, materials=["marble", "timber"]),
+            make_site("b", 3.0, 45.0, materials=["timber"]),
+            make_site("c", 4.0, 45.0, materials=["granite"], thresholds={spec.id: {"low": 2.0}}),
+        ]
+    )
+    from monitor.pipeline import site_levels
+
+    codes, decider = site_levels(spec, sites, ["c", "b", "a"], np.array([[3.0], [3.0], [3.0]]))
+    assert codes[:, 0].tolist() == [1, 0, 3]  # c: its own low of 2; b: timber's low of 10; a: marble high
+    assert decider[:, 0].tolist() == [-1, spec.materials.index("timber"), spec.materials.index("marble")]
+
+
+def test_site_positions_name_an_unknown_id():
+    sites = _sites(3)
+    np.testing.assert_array_equal(sites.positions(["s2", "s0"]), [2, 0])
+    with pytest.raises(KeyError, match="nowhere"):
+        sites.positions(["s1", "nowhere"])
