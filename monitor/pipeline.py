@@ -497,17 +497,22 @@ class Pipeline:
         attribution_text = self._attribution(cube, source_id, final_end)
         with self.store.session.begin() as session:
             lock_shared_indicators(session, [spec.id for spec in self._affected(source_id)])
+            computed: list[tuple[IndicatorSpec, pd.DataFrame]] = []
             for spec in self._affected(source_id):
                 if chunked and spec.history and not final:
                     continue
                 first = origin if spec.history else start
                 try:
-                    records = self._compute(spec, sites, first, end, coverage)
+                    computed.append((spec, self._compute(spec, sites, first, end, coverage)))
                 except (IndicatorError, ValueError, KeyError) as exc:  # one indicator never stops the rest
                     log.warning("indicator %s failed on %s: %s", spec.id, source_id, exc)
                     problems.append(f"{spec.id}: {type(exc).__name__}: {exc}")
-                    continue
-                result.values_written += self.store.upsert_values(session, records)
+            # every indicator's values in one upsert, in the value index's order: the index is walked once
+            # per chunk rather than once per indicator (at 100,000 sites it outgrows the page cache)
+            result.values_written += self.store.upsert_values(
+                session, pd.concat([r for _, r in computed if not r.empty] or [pd.DataFrame()])
+            )
+            for spec, records in computed:
                 judged = records
                 if chunked and not final and not records.empty:
                     horizon = period_floor(final_end, spec.freq) - timedelta(days=rule.lookback_days)

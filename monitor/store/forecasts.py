@@ -8,10 +8,10 @@ the caller's transaction, so readers see either the old issue or the new one. Th
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import (
     Boolean,
@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from monitor.store.repository import Store, bound_column, utcnow
+from monitor.store.repository import Store, bind_processor, bound_column, key_order, utcnow
 from monitor.store.tables import Base, BigId, UTCDateTime
 
 #: Columns of forecast value records (besides `source` and `issued`, which come with the issue).
@@ -153,23 +153,16 @@ def _bulk_insert(session: Session, columns: dict[str, list]) -> None:
             for row in zip(*columns.values(), strict=True):
                 copy.write_row(row)
         return
-    converted = [bound_column(columns[n], table.c[n].type.bind_processor(dialect)) for n in names]
+    converted = [bound_column(columns[n], bind_processor(table.c[n], dialect)) for n in names]
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
-    rows = list(zip(*converted, strict=True))
-    for i in range(0, len(rows), _BATCH):
-        conn.exec_driver_sql(sql, rows[i : i + _BATCH])
+    rows = zip(*converted, strict=True)
+    while batch := list(itertools.islice(rows, _BATCH)):  # tuples made a batch at a time
+        conn.exec_driver_sql(sql, batch)
 
 
 #: Rows per executemany.
 _BATCH = 20_000
-
-
-def _key_order(records: pd.DataFrame) -> np.ndarray:
-    """Row order by (site, indicator, valid day): inserted in the unique index's order, each B-tree page
-    of the indexes is visited once rather than once per indicator."""
-    keys = [pd.factorize(records[c], sort=True)[0] for c in ("valid_day", "indicator_id", "site_id")]
-    return np.lexsort(keys)
 
 
 def replace_forecast(session: Session, issue: ForecastIssue, records: pd.DataFrame) -> int:
@@ -194,7 +187,7 @@ def replace_forecast(session: Session, issue: ForecastIssue, records: pd.DataFra
     if records.empty:
         return 0
     n = len(records)
-    records = records.iloc[_key_order(records)]
+    records = records.iloc[key_order(records, ("site_id", "indicator_id", "valid_day"))]
     columns = {"source": [issue.source] * n, "issued": [issue.issued] * n}
     columns |= {c: _column(records[c]) for c in RECORD_COLUMNS}
     _bulk_insert(session, columns)
