@@ -260,7 +260,11 @@ def read_series(
         "level": np.array(cols["level"], dtype=np.int64),
         "period_start": np.array(cols["period_start"], dtype="datetime64[D]").astype(object),  # dates
         "synthetic": np.array(cols["synthetic"], dtype=np.int64) != 0,
-        "computed_at": pd.to_datetime(np.array(cols["computed_at"], dtype=object), utc=True),
+        # ISO 8601 in any of its forms: rows written before and after a change of the store's text form
+        # (with or without an offset, with or without microseconds) can share a response
+        "computed_at": pd.to_datetime(
+            np.array(cols["computed_at"], dtype=object), utc=True, format="ISO8601"
+        ),
     }
     frame = pd.DataFrame({c: converted.get(c, cols[c]) for c in _SERIES_COLUMNS})
     return frame

@@ -91,3 +91,23 @@ def test_provenance_summarises_the_selected_rows(store):
     assert (none.rows, none.newest, none.sources, none.latest) == (0, None, "", {})
     etag, modified = both.validators("k")
     assert etag != later.validators("k")[0] and modified == both.newest.replace(microsecond=0)
+
+
+def test_rows_stored_with_either_timestamp_text_are_read_together(store):
+    """A store upgraded in place holds `computed_at` in the driver adapter's text (with an offset) from
+    older rows and in SQLAlchemy's (microseconds, no offset) from newer ones: one response reads both."""
+    from sqlalchemy import text
+
+    from api.routes.timeseries import read_series
+
+    _two_sources(store)
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("the text forms are SQLite's")
+    with store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE indicator_values SET computed_at = '2025-03-01 10:00:00+00:00' WHERE site_id = 's0'")
+        )
+    frame = read_series(store, ["s0", "s1"], ["hot_days"], None, None)
+    stamps = frame.groupby("site_id")["computed_at"].first()
+    assert str(stamps["s0"]) == "2025-03-01 10:00:00+00:00"
+    assert stamps["s1"].tzinfo is not None and stamps["s1"] > stamps["s0"]
