@@ -620,7 +620,7 @@ class Pipeline:
         cube.attrs = {k: "+".join(dict.fromkeys(v)) for k, v in attrs.items()}
         if "site" not in cube.coords:  # no stored or fetched input at all
             return cube
-        lon, lat = sites.centroids()[sites.positions(cube.site.values)].reshape(-1, 2).T
+        lon, lat = sites.centroids()[sites.positions(cube.site.values)].T
         return cube.assign_coords(lat=("site", lat), lon=("site", lon))
 
     def _any_input(

@@ -461,10 +461,11 @@ def assemble(
     cube = xr.Dataset(out)
     ids = np.array(sites.ids, dtype=object)
     calendar = next(iter(pieces.calendars))
+    lon, lat = sites.centroids().T
     cube = cube.assign_coords(
         site=("site", ids, {"long_name": "site id"}),
-        lon=("site", sites.centroids()[:, 0], {"units": "degrees_east"}),
-        lat=("site", sites.centroids()[:, 1], {"units": "degrees_north"}),
+        lon=("site", lon, {"units": "degrees_east"}),
+        lat=("site", lat, {"units": "degrees_north"}),
     )
     if pieces.extraction is not None:
         cube = cube.assign_coords(

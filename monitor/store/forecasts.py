@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from monitor.store.repository import Store, bind_processor, bound_column, key_order, utcnow
+from monitor.store.repository import Store, bound_column, key_order, utcnow
 from monitor.store.tables import Base, BigId, UTCDateTime
 
 #: Columns of forecast value records (besides `source` and `issued`, which come with the issue).
@@ -153,7 +153,7 @@ def _bulk_insert(session: Session, columns: dict[str, list]) -> None:
             for row in zip(*columns.values(), strict=True):
                 copy.write_row(row)
         return
-    converted = [bound_column(columns[n], bind_processor(table.c[n], dialect)) for n in names]
+    converted = [bound_column(columns[n], table.c[n], dialect) for n in names]
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
     rows = zip(*converted, strict=True)

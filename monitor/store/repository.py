@@ -6,10 +6,9 @@ import hashlib
 import itertools
 import secrets
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -307,9 +306,7 @@ class Store:
             # SQLAlchemy type once per distinct value: SQLAlchemy's per-row parameter processing cost as
             # much as SQLite's own work. SQLite's change counter gives the rows written (RETURNING is slower).
             compiled = stmt.compile(dialect=conn.dialect, column_keys=list(columns))
-            converted = {
-                c: bound_column(columns[c], bind_processor(table.c[c], conn.dialect)) for c in columns
-            }
+            converted = {c: bound_column(columns[c], table.c[c], conn.dialect) for c in columns}
             rows = zip(*(converted[c] for c in compiled.positiontup), strict=True)
             while batch := list(itertools.islice(rows, _BATCH)):  # tuples made a batch at a time
                 before = conn.exec_driver_sql("SELECT total_changes()").scalar_one()
@@ -626,22 +623,19 @@ class Store:
             return set(s.scalars(select(SiteRow.id).where(SiteRow.id.in_(list(site_ids)))))
 
 
-def bind_processor(column: Column, dialect: Dialect) -> Callable[[Any], Any] | None:
-    """The function SQLAlchemy binds a column's values with on `dialect` (the dialect's own type: on
-    SQLite, dates and timestamps become SQLAlchemy's text rather than going through the driver's
-    per-row adapters, which cost as much as the insert)."""
-    return column.type.dialect_impl(dialect).bind_processor(dialect)
-
-
-def bound_column(column: list, processor) -> list:
-    """`column` through a bind processor of SQLAlchemy, once per distinct value (dates and labels repeat)."""
+def bound_column(values: list, column: Column, dialect: Dialect) -> list:
+    """`values` of `column` as SQLAlchemy binds them on `dialect`, converted once per distinct value (dates
+    and labels repeat). The dialect's own type does the binding: on SQLite, dates and timestamps become
+    SQLAlchemy's text rather than going through the driver's per-row adapters, which cost as much as the
+    insert."""
+    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
     if processor is None:
-        return column
+        return values
     try:
-        done = {v: processor(v) for v in set(column)}
+        done = {v: processor(v) for v in set(values)}
     except TypeError:  # unhashable values: one at a time
-        return [processor(v) for v in column]
-    return [done[v] for v in column]
+        return [processor(v) for v in values]
+    return [done[v] for v in values]
 
 
 def _nullable(values: list) -> list:
