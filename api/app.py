@@ -6,6 +6,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from apscheduler.schedulers.base import BaseScheduler
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -52,7 +53,8 @@ def create_app(
     """
     settings = settings or Settings()
     if store is None:
-        engine = make_engine(settings.resolved_database_url)
+        # reads only: a smaller page cache per pooled connection than the daily pass's writer needs
+        engine = make_engine(settings.resolved_database_url, cache_mib=16)
         if migrate:
             upgrade(engine)
         store = Store(engine)
@@ -67,6 +69,10 @@ def create_app(
         # a process that builds many apps (tests) can still collect the ones it is done with.
         gc.collect()
         gc.freeze()
+        # Sync endpoints run in anyio's thread pool (40 threads by default). CPU-bound threads contend
+        # for the interpreter lock with the event loop's thread: at 200 requests/s on two workers, 40
+        # of them starved the loop until latencies ran into seconds. A few threads, the rest queued.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         try:
             yield
         finally:

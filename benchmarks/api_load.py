@@ -2,10 +2,10 @@
 
 Setup: a demo-seeded data dir (`heritage-monitor demo --no-serve` with `HM_DEMO_YEARS` years, default 3;
 or `--data-dir` of an existing seeded one), a reader API key whose rate limit allows the load, and the app
-served by uvicorn (`--workers`, default one per core, as `heritage-monitor serve --workers N` runs it) in
-its own process on a free port. Load: `benchmarks.loadgen` in another
-process sends `--rate` requests/s for `--duration` s at fixed instants (open loop, latency measured from
-each request's due instant, so a slow server cannot hide requests it delayed: no coordinated omission).
+served by `heritage-monitor serve --workers N` (default one per core) in its own process on a free
+port. Load: `benchmarks.loadgen` in another process sends `--rate` requests/s for `--duration` s at
+fixed instants (open loop, latency measured from each request's due instant, so a slow server cannot
+hide requests it delayed: no coordinated omission).
 `wrk` is closed-loop and cannot hold a fixed rate, so it is not used for the figures. The requests rotate
 over sites and indicators: one-site series `/api/v1/sites/{id}/timeseries?indicator=…` and, every fourth
 request, three sites × two indicators `/api/v1/timeseries?sites=…&indicators=…`.
@@ -96,16 +96,18 @@ def _db(env: dict[str, str]) -> dict:
 
 
 def serve(env: dict[str, str], port: int, workers: int = 1) -> subprocess.Popen:
-    """uvicorn serving the app (`workers` processes) on 127.0.0.1:`port`, once /health answers."""
+    """`heritage-monitor serve --workers N` on 127.0.0.1:`port`, once /health answers."""
     cmd = [
-        sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-        "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
+        sys.executable, "-m", "monitor.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers),
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - the server's logs, read if it fails (not a pipe nobody reads, which would fill and block it)
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"the API did not start:\n{proc.stderr.read()[-2000:]}")
+            log.seek(0)
+            raise SystemExit(f"the API did not start:\n{log.read()[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0).status_code < 500:
                 return proc

@@ -6,6 +6,10 @@ at 1,000 and 10,000 sites there) on `--years` years of daily synthetic data (def
 computed, then cached), and the daily refresh of `benchmarks.refresh`. Each line ends with the growth
 factor of the time per 10× sites: 10 is linear, less is better than linear.
 
+Each size's indicators and extraction run in a new process (as the refresh does), so that a figure does
+not depend on what ran before it: inside one long process, the 100,000-site steps used to come after
+everything else, with its memory fragmented and its caches full, and grew ×11–17 instead of ×9–11.
+
 Run: `python -m benchmarks scaling [--sites 1000 10000 100000] [--years 3] [--skip-refresh]`.
 """
 
@@ -14,6 +18,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
 from benchmarks import extraction, refresh
 from benchmarks import indicators as indicator_bench
@@ -45,6 +51,19 @@ def extraction_times(n_sites: int, grid) -> tuple[float, float]:
     return cold, warm
 
 
+def measure_size(n_sites: int, years: int) -> tuple[float, float, float]:
+    """Indicators, extraction with weights computed and cached, at n_sites (seconds); in this process."""
+    t = indicator_time(n_sites, years)
+    cold, warm = extraction_times(n_sites, extraction.build_grid())
+    return t, cold, warm
+
+
+def measure_size_fresh(n_sites: int, years: int) -> tuple[float, float, float]:
+    """`measure_size` in a new (spawned) process."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(measure_size, n_sites, years).result()
+
+
 def growth(times: list[float]) -> str:
     """Time ratio per step (each step is 10× sites in the default sizes)."""
     return ", ".join(f"×{b / a:.1f}" for a, b in itertools.pairwise(times)) or "-"
@@ -55,13 +74,11 @@ def run(sizes: list[int], years: int, with_refresh: bool, history_days: int) -> 
     figures: dict[str, list[float]] = {"indicators": [], "extraction_cold": [], "extraction_warm": []}
     if with_refresh:
         figures["refresh"] = []
-    grid = extraction.build_grid()
     for n in sizes:
         print(f"\n{n:,} sites ({load_average()})", flush=True)
-        t = indicator_time(n, years)
+        t, cold, warm = measure_size_fresh(n, years)
         figures["indicators"].append(t)
         print(f"  indicators (reduction suite, {years} y):  {t:8.2f} s", flush=True)
-        cold, warm = extraction_times(n, grid)
         figures["extraction_cold"].append(cold)
         figures["extraction_warm"].append(warm)
         print(

@@ -266,9 +266,13 @@ def _serve(settings: Settings, host: str, port: int, with_scheduler: bool = Fals
     from api.app import create_app
 
     if workers > 1:  # each worker process builds its app from the same environment
-        uvicorn.run(
-            "api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
+        from api import workers as api_workers
+
+        code = api_workers.serve(
+            "api.app:create_app", host, port, workers, factory=True, log_level="info", access_log=False
         )
+        if code:
+            raise fail(f"cannot listen on {host}:{port} (see the message above)", code)
         return
     scheduler = None
     if with_scheduler:

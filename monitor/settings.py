@@ -388,6 +388,14 @@ class Settings(BaseSettings):
 
     # --- API ------------------------------------------------------------------------------------
     api_max_page_size: int = Field(1000, ge=1, description="Hard maximum of `limit` on paged endpoints.")
+    api_threads: int = Field(
+        4,
+        ge=1,
+        le=256,
+        description="Requests an API worker process handles at once (its thread pool); more wait their "
+        "turn. Each holds the interpreter lock while it computes, so beyond a few threads more only "
+        "starve the event loop that reads requests and sends answers.",
+    )
     public_read: bool = Field(True, description="Whether reading endpoints answer without an API key.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS.")
     api_max_upload_mb: float = Field(
