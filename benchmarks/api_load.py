@@ -168,7 +168,7 @@ def report(f: dict) -> None:
     print(
         f"load: {f['generator']}, {f['requests']:,} time-series requests at {f['target_rate']:.0f} req/s "
         f"for {f['duration_s']:.0f} s over {f['paths']} rotating paths, "
-        f"uvicorn with {f['workers']} worker(s), "
+        f"heritage-monitor serve --workers {f['workers']}, "
         + (
             f"demo sites with {f['years']} years seeded in {f['seed_s']:.0f} s"
             if f["years"]
