@@ -80,6 +80,5 @@ def load_average() -> str:
     except OSError:
         return f"load average: unknown, speed probe {speed_probe():.0f} ms"
     return (
-        f"load average: {one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min), "
-        f"speed probe {speed_probe():.0f} ms"
+        f"load average: {one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min), speed probe {speed_probe():.0f} ms"
     )
