@@ -25,6 +25,7 @@ log = logging.getLogger("heritage_monitor.api")
 
 #: How long a stopping worker may finish its requests before it is killed (s).
 GRACE_S = 30.0
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def reuse_port_balances() -> bool:
@@ -73,7 +74,7 @@ def serve(app: str, host: str, port: int, workers: int, **config: Any) -> int:
     stopping: list[int] = []
 
     def start() -> multiprocessing.Process:
-        process = context.Process(target=_worker, args=(host, port, config), daemon=False)
+        process = context.Process(target=_worker, args=(host, port, config))
         process.start()
         return process
 
@@ -99,6 +100,3 @@ def serve(app: str, host: str, port: int, workers: int, **config: Any) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
-
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

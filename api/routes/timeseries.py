@@ -234,7 +234,7 @@ def _merged(groups) -> list[list]:
             merged[key] = list(g)
             continue
         m[5] = max(m[5], g[5])
-        m[6] = g[6] if m[6] is None else m[6] if g[6] is None else max(m[6], g[6])
+        m[6] = max(m[6], g[6])  # computed_at is NOT NULL: every group has a newest
         m[7] += g[7]
         m[8] = min(m[8], g[8])
         m[9] = max(m[9], g[9])
@@ -368,10 +368,10 @@ def read_points(
     data = transposed[len(keys) :]
     if not with_material:
         data.append([None] * len(rows))
+    one_run = [((specs[0].id, site_ids[0]), 0, len(rows))] if rows else []  # one site, one indicator
+    spans = _runs(*transposed[:2]) if keys else one_run
     runs: dict[str, list[tuple[str, int, int]]] = {}
-    for ind, site, first, stop in _runs(
-        transposed[:2] if keys else None, specs[0].id, site_ids[0], len(rows)
-    ):
+    for (ind, site), first, stop in spans:
         runs.setdefault(ind, []).append((site, first, stop))
     nan_free = store.engine.dialect.name == "sqlite"  # SQLite stores a NaN as NULL
     out = {}
@@ -399,14 +399,18 @@ def read_points(
     return out
 
 
-def _runs(keys: list[list] | None, indicator: str, site: str, n: int) -> list[tuple[str, str, int, int]]:
-    """(indicator, site, first, stop) of each run of consecutive rows with the same key columns (indicator
-    ids, site ids); all `n` rows are one run of (`indicator`, `site`) when `keys` is None."""
-    if keys is None:
-        return [(indicator, site, 0, n)] if n else []
-    ind, sid = (np.asarray(k, dtype=object) for k in keys)
-    bounds = [0, *(np.flatnonzero((ind[1:] != ind[:-1]) | (sid[1:] != sid[:-1])) + 1).tolist(), n]
-    return [(ind[a], sid[a], a, b) for a, b in pairwise(bounds) if b > a]
+def _runs(*columns: list) -> list[tuple[tuple, int, int]]:
+    """(keys, first, stop) of each run of consecutive rows equal in every one of these key columns, found
+    by numpy rather than row by row."""
+    n = len(columns[0])
+    if not n:
+        return []
+    arrays = [np.asarray(c, dtype=object) for c in columns]
+    change = np.zeros(n - 1, dtype=bool)
+    for a in arrays:
+        change |= a[1:] != a[:-1]
+    bounds = [0, *(np.flatnonzero(change) + 1).tolist(), n]
+    return [(tuple(a[first] for a in arrays), first, stop) for first, stop in pairwise(bounds)]
 
 
 def _resample_points(cols: dict[str, list], spec: IndicatorSpec, resample: str | None) -> dict[str, list]:
@@ -702,9 +706,7 @@ def read_many(
         for ind, cols in points.items():
             spec = specs[ind]
             freq = effective_freq(spec, resample)
-            rows_of: dict[str, list[int]] = {}
-            for i, site_id in enumerate(cols["site_id"]):
-                rows_of.setdefault(site_id, []).append(i)
+            rows_of = {site_id: range(a, b) for (site_id,), a, b in _runs(cols["site_id"])}
             starts, ends, values, levels = (cols[c] for c in ("period_start", "period_end", "value", "level"))
             for site in site_list:
                 series.append(
