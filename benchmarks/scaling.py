@@ -91,6 +91,7 @@ def run(sizes: list[int], years: int, with_refresh: bool, history_days: int) -> 
             print(
                 f"  daily refresh: {r['wall_s']:8.2f} s, {r['values']:,} values, {r['alerts']:,} alerts, "
                 f"peak RSS {r['peak_rss_mib']:,.0f} MiB"
+                + (f", {r['io_mib']['written']:,.0f} MiB written" if r.get("io_mib") else "")
                 + (" (the refresh benchmark's run above)" if r.get("reused") else ""),
                 flush=True,
             )

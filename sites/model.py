@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,8 @@ MATERIALS = (
     "plaster",
     "vegetation",
 )
+
+T = TypeVar("T")
 
 SITE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-.]{0,99}$")
 
@@ -121,6 +123,7 @@ class SiteSet(Sequence[Site]):
         self._id_index: pd.Index | None = None
         self._materials: tuple[dict[str, int], np.ndarray] | None = None
         self._with_thresholds: list[int] | None = None
+        self._derived: dict[str, Any] = {}
 
     def __getitem__(self, key):  # type: ignore[override]
         if isinstance(key, str):
@@ -150,6 +153,13 @@ class SiteSet(Sequence[Site]):
                 points = shapely.point_on_surface(np.asarray(self.geometries(), dtype=object))
                 self._centroids = shapely.get_coordinates(points).astype(np.float64)
         return self._centroids
+
+    def derived(self, key: str, compute: Callable[[], T]) -> T:
+        """What `compute` derives from these sites, computed on the first call with `key` and kept with the
+        set: a pass asks for it once per source, and a per-site computation is worth doing once."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
     def positions(self, ids: Iterable[str]) -> np.ndarray:
         """Index in this set of each of `ids`, by one hashed lookup of them all (a KeyError names an id

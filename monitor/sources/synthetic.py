@@ -558,6 +558,8 @@ def _haversine_km(lon: np.ndarray, lat: np.ndarray, plon: np.ndarray, plat: np.n
 _GEO_CACHE: OrderedDict[bytes, _Geo] = OrderedDict()
 _GEO_CACHE_SIZE = 4
 _GEO_LOCK = threading.Lock()
+#: Sites whose parameters are computed together: their (sites × coast points) distances stay in cache.
+_GEO_BLOCK = 2048
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -583,12 +585,18 @@ class _Geo:
 
     @classmethod
     def from_sites(cls, sites: SiteSet) -> _Geo:
-        """The parameters of `sites`; the last few site sets are kept (a pass asks several times)."""
-        seeds = np.array([_stable_u64(s.id) for s in sites], dtype=np.uint64)
+        """The parameters of `sites`: kept with the set, and the last few sets' by what they depend on (a
+        pass asks once per source, and the API for sets equal to earlier ones)."""
+        return sites.derived("synthetic.geo", lambda: cls._cached(sites))
+
+    @classmethod
+    def _cached(cls, sites: SiteSet) -> _Geo:
+        seeds = np.fromiter((_stable_u64(s.id) for s in sites), dtype=np.uint64, count=len(sites))
         lonlat = sites.centroids()
-        given = np.array(
-            [np.nan if s.params.distance_to_sea_km is None else s.params.distance_to_sea_km for s in sites],
+        given = np.fromiter(
+            (np.nan if s.params.distance_to_sea_km is None else s.params.distance_to_sea_km for s in sites),
             dtype=np.float64,
+            count=len(sites),
         )
         key = hashlib.blake2b(seeds.tobytes() + lonlat.tobytes() + given.tobytes(), digest_size=16).digest()
         with _GEO_LOCK:
@@ -596,7 +604,11 @@ class _Geo:
             if geo is not None:
                 _GEO_CACHE.move_to_end(key)
                 return geo
-        geo = cls._compute(seeds, lonlat, given)
+        blocks = [
+            cls._compute(seeds[i : i + _GEO_BLOCK], lonlat[i : i + _GEO_BLOCK], given[i : i + _GEO_BLOCK])
+            for i in range(0, max(len(sites), 1), _GEO_BLOCK)
+        ]
+        geo = cls(**{f.name: np.concatenate([getattr(b, f.name) for b in blocks]) for f in fields(cls)})
         for array in vars(geo).values():
             array.setflags(write=False)  # shared between callers
         with _GEO_LOCK:

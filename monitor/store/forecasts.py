@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from monitor.store.repository import Store, bound_column, key_order, utcnow
+from monitor.store.repository import Store, bound_column, driver_values, key_order, utcnow
 from monitor.store.tables import Base, BigId, UTCDateTime
 
 #: Columns of forecast value records (besides `source` and `issued`, which come with the issue).
@@ -131,15 +131,6 @@ def stored_issue(session: Session, source: str) -> ForecastIssue | None:
     )
 
 
-def _column(values: pd.Series) -> list:
-    """One column of records as plain Python values: NaN/NaT/NA as None, timestamps as dates."""
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        values = pd.Series(values.dt.date, dtype=object).where(values.notna(), None)
-    elif values.dtype == object:
-        values = values.map(lambda v: v.date() if isinstance(v, pd.Timestamp) else v)
-    return [None if v is None or v is pd.NA or v != v else v for v in values.tolist()]
-
-
 def _bulk_insert(session: Session, columns: dict[str, list]) -> None:
     """Insert forecast value rows given column-wise: COPY on PostgreSQL (psycopg), else executemany of
     tuples through the driver, each column converted by its SQLAlchemy type once per distinct value."""
@@ -189,7 +180,7 @@ def replace_forecast(session: Session, issue: ForecastIssue, records: pd.DataFra
     n = len(records)
     records = records.iloc[key_order(records, ("site_id", "indicator_id", "valid_day"))]
     columns = {"source": [issue.source] * n, "issued": [issue.issued] * n}
-    columns |= {c: _column(records[c]) for c in RECORD_COLUMNS}
+    columns |= {c: driver_values(records[c]) for c in RECORD_COLUMNS}
     _bulk_insert(session, columns)
     return n
 

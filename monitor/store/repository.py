@@ -140,11 +140,12 @@ def _intersecting_ids(
     return [c.id for c, k in zip(candidates, keep, strict=True) if k]
 
 
-def row_to_site(row: SiteRow) -> Site:
+def row_to_site(row: SiteRow | Row, geometry: BaseGeometry | None = None) -> Site:
+    """A stored site (an ORM row, or a row of `SITE_COLUMNS`); `geometry` when already decoded."""
     return Site(
         id=row.id,
         name=row.name,
-        geometry=shapely.from_wkb(row.geometry_wkb),
+        geometry=shapely.from_wkb(row.geometry_wkb) if geometry is None else geometry,
         buffer_m=row.buffer_m,
         country=row.country,
         heritage_type=row.heritage_type,
@@ -154,6 +155,32 @@ def row_to_site(row: SiteRow) -> Site:
         thresholds=dict(row.thresholds or {}),
         params=SiteParams(**(row.params or {})),
     )
+
+
+#: The columns a `Site` is made of: selected as plain rows, 100,000 sites load in half the time ORM
+#: objects take.
+SITE_COLUMNS = tuple(
+    getattr(SiteRow, c)
+    for c in (
+        "id",
+        "name",
+        "geometry_wkb",
+        "buffer_m",
+        "country",
+        "heritage_type",
+        "materials",
+        "unesco_id",
+        "national_id",
+        "thresholds",
+        "params",
+    )
+)
+
+
+def rows_to_sites(rows: Sequence[Row]) -> list[Site]:
+    """Sites from rows of `SITE_COLUMNS`, their geometries decoded in one vectorised call."""
+    geometries = shapely.from_wkb(np.fromiter((r.geometry_wkb for r in rows), dtype=object, count=len(rows)))
+    return [row_to_site(r, g) for r, g in zip(rows, geometries, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -256,9 +283,9 @@ class Store:
             rows = [
                 r
                 for i in range(0, len(wanted), _BATCH)
-                for r in s.scalars(select(SiteRow).where(SiteRow.id.in_(wanted[i : i + _BATCH])))
+                for r in s.execute(select(*SITE_COLUMNS).where(SiteRow.id.in_(wanted[i : i + _BATCH])))
             ]
-        site_set = SiteSet(row_to_site(r) for r in sorted(rows, key=lambda r: r.id))  # by id, as list_sites
+        site_set = SiteSet(rows_to_sites(sorted(rows, key=lambda r: r.id)))  # by id, as list_sites
         for site_id in ids:
             if site_id not in site_set:
                 raise SiteNotFoundError(site_id)
@@ -299,7 +326,7 @@ class Store:
             where=changed,
         )
         conn = session.connection()
-        columns = {c: _nullable(records[c].tolist()) for c in VALUE_COLUMNS}
+        columns = {c: driver_values(records[c]) for c in VALUE_COLUMNS}
         columns["computed_at"] = [now] * len(records)
         if conn.dialect.name == "sqlite":
             # The statement compiled once and run by the driver on tuples, each column converted by its
@@ -578,20 +605,20 @@ class Store:
             where = _site_conditions(dialect, bbox, intersects, country, material, heritage_type)
             if dialect == "postgresql" or (bbox is None and intersects is None):
                 total = s.scalar(select(func.count()).select_from(SiteRow).where(*where)) or 0
-                q = select(SiteRow).where(*where).order_by(SiteRow.id).offset(offset)
+                q = select(*SITE_COLUMNS).where(*where).order_by(SiteRow.id).offset(offset)
                 if limit is not None:
                     q = q.limit(limit)
-                return [row_to_site(r) for r in s.scalars(q)], total
+                return rows_to_sites(s.execute(q).all()), total
             candidates = s.execute(
                 select(SiteRow.id, SiteRow.geometry_wkb).where(*where).order_by(SiteRow.id)
             ).all()
             ids = _intersecting_ids(candidates, bbox, intersects)
             page = ids[offset : None if limit is None else offset + limit]
-            rows: dict[str, SiteRow] = {}
+            rows: dict[str, Row] = {}
             for i in range(0, len(page), _BATCH):
                 chunk = page[i : i + _BATCH]
-                rows.update((r.id, r) for r in s.scalars(select(SiteRow).where(SiteRow.id.in_(chunk))))
-            return [row_to_site(rows[site_id]) for site_id in page], len(ids)
+                rows.update((r.id, r) for r in s.execute(select(*SITE_COLUMNS).where(SiteRow.id.in_(chunk))))
+            return rows_to_sites([rows[site_id] for site_id in page]), len(ids)
 
     def upsert_site_statuses(self, sites: Sequence[Site]) -> dict[str, str]:
         """Upsert sites in one transaction; returns each id's outcome: stored | updated | unchanged."""
@@ -638,9 +665,22 @@ def bound_column(values: list, column: Column, dialect: Dialect) -> list:
     return [done[v] for v in values]
 
 
-def _nullable(values: list) -> list:
-    """NaN, NaT and pandas NA as None, the database's NULL."""
-    return [None if v is None or v is pd.NA or v != v else v for v in values]
+def driver_values(values: pd.Series) -> list:
+    """One column of records as plain Python values for the driver: NaN, NaT and pandas NA as None (the
+    database's NULL), timestamps as dates.
+
+    Column-wise: numbers go through `tolist()` and only their missing positions are touched one by one;
+    labels, ids and dates are factorised, so each distinct value becomes a Python object once and the
+    column is a list of references to them. Converting 2.2 million Arrow strings one by one cost more
+    than the insert at 100,000 sites."""
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        out = values.tolist()
+        for i in np.flatnonzero(values.isna().to_numpy()):
+            out[i] = None
+        return out
+    codes, uniques = pd.factorize(values)  # missing values get code -1: the None appended last
+    objects = [u.date() if isinstance(u, datetime) else u for u in uniques]
+    return np.array([*objects, None], dtype=object)[codes].tolist()
 
 
 def hash_key(secret: str) -> str:

@@ -21,6 +21,7 @@ import indicators
 from api.routes.timeseries import read_series
 from monitor.sources import synthetic, synthetic_land
 from monitor.store.forecasts import ForecastIssue, forecast_values, replace_forecast
+from monitor.store.repository import driver_values
 from sites.model import SiteParams, SiteSet
 from tests.conftest import make_site
 
@@ -81,6 +82,19 @@ def test_site_parameters_are_computed_once_per_site_set_and_not_shared_for_chang
     assert other is not first and other.lon[3] != first.lon[3]
     points = sites.centroids()
     np.testing.assert_array_equal(points, np.array([s.centroid for s in sites]))
+
+
+def test_driver_values_give_nulls_for_every_kind_of_missing_and_dates_for_timestamps():
+    day = date(2025, 3, 1)
+    assert driver_values(pd.Series([1.5, np.nan, 3.0])) == [1.5, None, 3.0]
+    assert driver_values(pd.Series(["a", None, np.nan, pd.NA], dtype=object)) == ["a", None, None, None]
+    assert driver_values(pd.Series(pd.to_datetime(["2025-03-01", None]))) == [day, None]
+    assert driver_values(pd.Series([pd.Timestamp("2025-03-01"), None], dtype=object)) == [day, None]
+    assert driver_values(pd.Series([day, None])) == [day, None]
+    assert driver_values(pd.Series([2.0, 1.0], dtype="Float64").where([True, False])) == [2.0, None]
+    assert driver_values(pd.Series([True, False])) == [True, False]
+    ints = driver_values(pd.Series([1, 2], dtype=np.int16))
+    assert ints == [1, 2] and all(type(v) is int for v in ints)  # plain Python values, not numpy scalars
 
 
 def _forecast_records(site_ids: list[str]) -> pd.DataFrame:
