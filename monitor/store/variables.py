@@ -358,11 +358,12 @@ class _Plan:
         site_pos = pd.Index(sites).get_indexer(frame["site"])
         stamps = frame["time"].to_numpy().astype(self.times.dtype)
         time_pos = np.minimum(np.searchsorted(self.times, stamps), len(self.times) - 1)
-        keep = (site_pos >= 0) & (self.times[time_pos] == stamps)
+        keep = np.flatnonzero((site_pos >= 0) & (self.times[time_pos] == stamps))
+        cells = np.ravel_multi_index((site_pos[keep], time_pos[keep]), values.shape[1:])  # once for all
         for i, name in enumerate(self.names):
             if name in frame:
                 column = frame[name].to_numpy(dtype=float, na_value=np.nan)
-                values[i, site_pos[keep], time_pos[keep]] = column[keep]
+                values[i].reshape(-1)[cells] = column[keep]
         return values
 
     def read_block(self, sites: list[str]) -> np.ndarray:
