@@ -157,24 +157,9 @@ def row_to_site(row: SiteRow | Row, geometry: BaseGeometry | None = None) -> Sit
     )
 
 
-#: The columns a `Site` is made of: selected as plain rows, 100,000 sites load in half the time ORM
-#: objects take.
-SITE_COLUMNS = tuple(
-    getattr(SiteRow, c)
-    for c in (
-        "id",
-        "name",
-        "geometry_wkb",
-        "buffer_m",
-        "country",
-        "heritage_type",
-        "materials",
-        "unesco_id",
-        "national_id",
-        "thresholds",
-        "params",
-    )
-)
+#: The columns a `Site` is made of, one per field (the geometry as WKB): selected as plain rows, 100,000
+#: sites load in half the time ORM objects take.
+SITE_COLUMNS = tuple(getattr(SiteRow, "geometry_wkb" if f == "geometry" else f) for f in Site.model_fields)
 
 
 def rows_to_sites(rows: Sequence[Row]) -> list[Site]:
