@@ -143,6 +143,46 @@ def test_forecast_values_written_in_bulk_read_back_unchanged(store):
     assert len(forecast_values(store, "s0", "hot_days")[0]) == 2
 
 
+def test_a_new_issue_replaces_the_old_one_range_by_range(store, monkeypatch):
+    from monitor.store import forecasts
+
+    monkeypatch.setattr(forecasts, "_BATCH", 4)  # ranges of about four rows: one or two sites each
+    sites = _sites(5)
+    store.upsert_sites(sites)
+    old = ForecastIssue(
+        "era5_land", datetime(2025, 3, 2, tzinfo=UTC), date(2025, 3, 1), None, None, "p", "v", True, "a"
+    )
+    with store.session.begin() as session:
+        replace_forecast(session, old, _forecast_records(sites.ids))
+    # the next issue: other values, one day later, for s1 and s3 only (s0 before, s2 between, s4 after)
+    new = ForecastIssue(
+        "era5_land", datetime(2025, 3, 3, tzinfo=UTC), date(2025, 3, 2), None, None, "p", "v", True, "b"
+    )
+    records = _forecast_records(["s1", "s3"])
+    records["valid_day"] = records["valid_day"] + pd.Timedelta(days=1)
+    records["value"] = records["value"] + 100.0
+    assert len(forecasts._site_ranges(records["site_id"].to_numpy())) == 2
+    with store.session.begin() as session:
+        assert replace_forecast(session, new, records) == len(records)
+    for site_id in ("s1", "s3"):
+        rows, issues = forecast_values(store, site_id, "hot_days")
+        expected = records[records["site_id"] == site_id]
+        assert [r.valid_day for r in rows] == list(expected["valid_day"])
+        assert [r.value for r in rows] == [None if np.isnan(v) else v for v in expected["value"]]
+        assert {r.issued for r in rows} == {new.issued} and issues["era5_land"].issued == new.issued
+    for site_id in ("s0", "s2", "s4"):
+        assert forecast_values(store, site_id, "hot_days")[0] == []  # gone with the old issue
+
+
+def test_site_ranges_hold_whole_sites_and_tile_the_rows():
+    from monitor.store.forecasts import _site_ranges
+
+    ids = np.array(["a"] * 3 + ["b"] * 5 + ["c"] + ["d"] * 4, dtype=object)
+    assert _site_ranges(ids, 1) == [(0, 3), (3, 8), (8, 9), (9, 13)]
+    assert _site_ranges(ids, 4) == [(0, 8), (8, 9), (9, 13)]
+    assert _site_ranges(ids, 100) == [(0, 13)]
+
+
 def test_api_series_reader_gives_the_frame_of_the_store(store):
     sites = _sites(2)
     store.upsert_sites(sites)
