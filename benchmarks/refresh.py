@@ -97,8 +97,8 @@ def peak_rss_mib() -> float:
 def io_written_mib() -> dict[str, float]:
     """What this process wrote so far, in MiB, from /proc/self/io (Linux; empty elsewhere): `written`
     passed to write calls (SQLite's WAL and checkpoints, the variable files) and `to_storage` sent on to
-    the storage layer. At 100,000 sites the pass writes more than the kernel keeps as dirty pages (by
-    default 10–20 % of RAM), so its writes start to wait for the disk."""
+    the storage layer. How these grow with the sites, beside the wall time, tells whether the pass's
+    growth comes from its writes."""
     try:
         with open("/proc/self/io") as f:
             fields = dict(line.split(": ") for line in f.read().splitlines())
