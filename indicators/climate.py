@@ -77,9 +77,10 @@ def _mask_empty_periods(out: xr.DataArray, freq: str, *inputs: xr.DataArray) -> 
     return out.where(has_data).assign_attrs(out.attrs)
 
 
-#: Sites reduced together by a kernel call: big enough to vectorise, small enough for the temporaries to
-#: stay in cache (a fresh 10,000-site × 30-year temporary costs more in page faults than the arithmetic).
-_BLOCK = 64
+#: Bytes of each input a kernel call reduces at once: big enough that a call's fixed cost (a thread
+#: pool task, the slicing) is small beside its arithmetic, small enough for its temporaries to stay in
+#: cache (a fresh 10,000-site × 30-year temporary costs more in page faults than the arithmetic).
+_BLOCK_BYTES = 8 * 2**20
 
 
 #: Threads reducing blocks at once: the numba kernels release the GIL, so the blocks of one call run on
@@ -99,16 +100,22 @@ def _pool() -> ThreadPoolExecutor | None:
     return _POOLS[pid]
 
 
+def _block_rows(flat: np.ndarray) -> int:
+    """Rows of `flat` (sites × time) in one block of about `_BLOCK_BYTES`: at least 16."""
+    return max(16, _BLOCK_BYTES // max(flat.shape[-1] * flat.itemsize, 1))
+
+
 def _blockwise(*arrays: np.ndarray, func: Any, n_out: int, **kwargs: Any) -> np.ndarray:
-    """`func(*blocks, **kwargs)` over blocks of `_BLOCK` rows (leading axes flattened) → (..., n_out),
-    the blocks spread over `_THREADS` threads."""
+    """`func(*blocks, **kwargs)` over blocks of about `_BLOCK_BYTES` per input (leading axes flattened)
+    → (..., n_out), the blocks spread over `_THREADS` threads."""
     lead = arrays[0].shape[:-1]
     flat = [np.asarray(a).reshape(-1, a.shape[-1]) for a in arrays]
     rows = flat[0].shape[0]
-    firsts = range(0, rows, _BLOCK)  # blocks of sites, never single sites
+    size = _block_rows(flat[0])
+    firsts = range(0, rows, size)  # blocks of sites, never single sites
 
     def block(first: int) -> np.ndarray:
-        return func(*(a[first : first + _BLOCK] for a in flat), **kwargs)
+        return func(*(a[first : first + size] for a in flat), **kwargs)
 
     pool = _pool() if len(firsts) > 1 else None
     parts = pool.map(block, firsts) if pool is not None else map(block, firsts)
@@ -116,7 +123,7 @@ def _blockwise(*arrays: np.ndarray, func: Any, n_out: int, **kwargs: Any) -> np.
     for first, part in zip(firsts, parts, strict=True):
         if out is None:
             out = np.empty((rows, n_out), dtype=part.dtype)
-        out[first : first + _BLOCK] = part
+        out[first : first + size] = part
     if out is None:
         out = np.empty((0, n_out))
     return out.reshape(*lead, n_out)

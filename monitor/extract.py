@@ -162,10 +162,16 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _geometries_key(ids: Sequence[str], geoms: Sequence[BaseGeometry]) -> str:
+    """A digest of the ids and their geometries (WKB), every length included so no two sets collide."""
+    if len(ids) != len(geoms):
+        raise ValueError(f"{len(ids)} site ids for {len(geoms)} geometries")
+    wkb = shapely.to_wkb(np.asarray(geoms, dtype=object))  # one call: per-geometry calls cost 7 µs each
+    names = [site_id.encode() for site_id in ids]
     h = hashlib.sha256()
-    for site_id, geom in zip(ids, geoms, strict=True):
-        h.update(site_id.encode())
-        h.update(shapely.to_wkb(geom))
+    h.update(np.fromiter(map(len, names), np.int64, len(names)).tobytes())
+    h.update(b"".join(names))
+    h.update(np.fromiter(map(len, wkb), np.int64, len(wkb)).tobytes())
+    h.update(b"".join(wkb))
     return h.hexdigest()
 
 
@@ -277,6 +283,17 @@ def _rings(grid: Grid, geoms: list[BaseGeometry], covered: np.ndarray):
     return np.concatenate(out_site), np.concatenate(out_cell), np.concatenate(out_dist)
 
 
+def _nearest_valid(weights: SiteWeights, needs: np.ndarray, ring_valid: np.ndarray) -> np.ndarray:
+    """For each site where `needs` holds, the index of its ring entry on a valid cell with the smallest
+    distance (the first of equals); sites with no valid ring cell get none."""
+    candidates = np.flatnonzero(needs[weights.ring_site] & ring_valid) if needs.any() else np.zeros(0, int)
+    if candidates.size == 0:
+        return candidates
+    ranked = candidates[np.lexsort((weights.ring_dist[candidates], weights.ring_site[candidates]))]
+    _, first = np.unique(weights.ring_site[ranked], return_index=True)
+    return ranked[first]
+
+
 def reduce_to_sites(
     data: xr.Dataset | xr.DataArray,
     sites: SiteSet,
@@ -316,14 +333,14 @@ def reduce_to_sites(
         da = ds[name]
         picked = da.isel(lat=xr.DataArray(g_ilat, dims="cell"), lon=xr.DataArray(g_ilon, dims="cell"))
         picked = picked.drop_vars([c for c in ("lat", "lon") if c in picked.coords])
-        values[name] = picked.transpose(..., "cell").astype(np.float64).load()
+        values[name] = picked.transpose("cell", ...).astype(np.float64).load()  # cells × rest, C order
 
     mask_name = mask_variable or names[0]
     mask = values.get(mask_name)
     if mask is None:
         raise ValueError(f"mask variable {mask_name!r} is not among the reduced variables")
     cell_valid = (
-        np.isfinite(mask.values).reshape(-1, gather.size).any(axis=0) if gather.size else np.zeros(0, bool)
+        np.isfinite(mask.values).reshape(gather.size, -1).any(axis=1) if gather.size else np.zeros(0, bool)
     )
 
     entry_valid = cell_valid[entry_pos]
@@ -336,17 +353,18 @@ def reduce_to_sites(
     rows = [weights.site[entry_valid]]
     cols = [entry_pos[entry_valid]]
     vals = [(weights.area * weights.cos_lat)[entry_valid]]
-    for i in np.flatnonzero(weights.covered & ~has_valid):
-        sel = np.flatnonzero((weights.ring_site == i) & cell_valid[ring_pos])
-        if sel.size == 0:
-            continue
-        best = sel[np.argmin(weights.ring_dist[sel])]
-        rows.append(np.array([i]))
-        cols.append(ring_pos[best : best + 1])
-        vals.append(np.array([1.0]))
-        extraction[i] = 1
-        own = (weights.site == i) & (weights.cell == weights.ring_cell[best])
-        coverage[i] = min(float(weights.area[own].sum() / safe_area[i]), 1.0)
+    best = _nearest_valid(weights, weights.covered & ~has_valid, cell_valid[ring_pos])
+    if best.size:  # sites with no valid cell under them take their nearest valid ring cell
+        fallback = weights.ring_site[best]
+        rows.append(fallback)
+        cols.append(ring_pos[best])
+        vals.append(np.ones(best.size))
+        extraction[fallback] = 1
+        chosen = np.full(n, -1, dtype=np.int64)
+        chosen[fallback] = weights.ring_cell[best]
+        own = chosen[weights.site] == weights.cell
+        own_area = np.bincount(weights.site[own], weights.area[own], minlength=n)
+        coverage[fallback] = np.minimum(own_area[fallback] / safe_area[fallback], 1.0)
     matrix = sparse.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, gather.size)
     )
@@ -355,10 +373,10 @@ def reduce_to_sites(
     for name, picked in values.items():
         other_dims = [d for d in picked.dims if d != "cell"]
         other_size = int(np.prod([picked.sizes[d] for d in other_dims]))
-        flat = picked.values.reshape(other_size, gather.size)
+        flat = picked.values.reshape(gather.size, other_size)
         finite = np.isfinite(flat)
-        num = matrix @ np.where(finite, flat, 0.0).T
-        den = matrix @ finite.T.astype(np.float64)
+        num = matrix @ np.where(finite, flat, 0.0)
+        den = matrix @ finite.astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
         mean = mean.reshape([n, *(picked.sizes[d] for d in other_dims)])

@@ -240,3 +240,30 @@ def test_in_memory_period_reductions_are_labelled_as_apply_ufunc_labels_them():
     shifted = ds.tasmax.assign_coords(site=["s1", "s0", "s2"])
     assert not climate._in_memory_alike((ds.tasmin, shifted))
     assert not climate._in_memory_alike((ds.tasmin, ds.tasmax.chunk()))
+
+
+def test_blocks_of_sites_on_threads_give_the_one_block_result(monkeypatch):
+    """`_blockwise` cuts the sites into blocks of about `_BLOCK_BYTES` per input, reduced on a thread pool:
+    blocks of 16 rows (the least), uneven at the end, give exactly the single-call result."""
+    from indicators import climate
+
+    rng = np.random.default_rng(11)
+    low = rng.uniform(-5, 5, (54, 400))
+    high = low + rng.uniform(0, 10, (54, 400))
+    time = pd.date_range("2001-01-01", periods=400, freq="D").values
+    starts = kernels.period_starts(time, time[[0, 200]])
+    whole = kernels.crossing_days(low, high, starts, 0.0)
+    assert climate._block_rows(low) >= 54  # a real block holds them all
+    monkeypatch.setattr(climate, "_BLOCK_BYTES", 1)
+    assert climate._block_rows(low) == 16
+    calls = []
+
+    def counted(*blocks, **kwargs):
+        calls.append(blocks[0].shape[0])
+        return kernels.crossing_days(*blocks, **kwargs)
+
+    blocked = climate._blockwise(
+        low.reshape(6, 9, 400), high.reshape(6, 9, 400), func=counted, n_out=2, starts=starts, thresh=0.0
+    )
+    assert sorted(calls) == [6, 16, 16, 16]
+    np.testing.assert_array_equal(blocked.reshape(54, 2), whole)

@@ -143,6 +143,40 @@ def test_matches_a_per_polygon_computation():
             assert np.isnan(expected)
 
 
+def test_many_sites_on_invalid_cells_take_their_own_nearest_valid_cell():
+    """The fallback of every site at once (one vectorised pass) against a brute-force search per site:
+    each small site lies inside one NaN cell and takes the valid one of its 8 neighbours whose centre
+    is nearest to it."""
+    rng = np.random.default_rng(7)
+    d = 0.1
+    lat = np.round(50.0 - d * np.arange(12), 3)
+    lon = np.round(2.0 + d * np.arange(12), 3)
+    values = rng.normal(10, 3, size=(lat.size, lon.size))
+    invalid = rng.random(values.shape) < 0.5
+    values[invalid] = np.nan
+    geoms, expected = [], []
+    for i, j in zip(*np.nonzero(invalid), strict=True):
+        if not (0 < i < lat.size - 1 and 0 < j < lon.size - 1):
+            continue
+        x, y = lon[j] + rng.uniform(-0.04, 0.03), lat[i] + rng.uniform(-0.04, 0.03)
+        geom = box(x, y, x + 0.005, y + 0.005)
+        candidates = [
+            (shapely.distance(shapely.Point(lon[j + b], lat[i + a]), geom), values[i + a, j + b])
+            for a in (-1, 0, 1)
+            for b in (-1, 0, 1)
+            if np.isfinite(values[i + a, j + b])
+        ]
+        geoms.append(geom)
+        expected.append(min(candidates)[1] if candidates else np.nan)
+    assert len(geoms) > 20
+    sites = SiteSet(site(f"s{k}", g) for k, g in enumerate(geoms))
+    out = reduce_to_sites(xr.Dataset({"v": (("lat", "lon"), values)}, coords={"lat": lat, "lon": lon}), sites)
+    expected = np.array(expected)
+    assert out["v"].values == pytest.approx(expected, nan_ok=True)
+    assert out["extraction"].values.tolist() == ["nearest" if np.isfinite(e) else "none" for e in expected]
+    assert out["coverage"].values == pytest.approx(np.zeros(len(geoms)))
+
+
 def test_weights_are_cached_per_grid_and_site_set(monkeypatch):
     grid = Grid.from_coords(LAT, LON)
     sites = SiteSet([site("a", box(13.15, 52.35, 13.25, 52.45))])
@@ -154,6 +188,11 @@ def test_weights_are_cached_per_grid_and_site_set(monkeypatch):
     other = SiteSet([site("a", box(13.15, 52.35, 13.26, 52.45))])
     site_weights(grid, other)
     assert len(calls) == 1
+    # ids and geometries are hashed with their lengths: ("ab", "c") is not ("a", "bc")
+    g = [box(13.15, 52.35, 13.25, 52.45), box(13.2, 52.4, 13.3, 52.5)]
+    assert extract._geometries_key(["ab", "c"], g) != extract._geometries_key(["a", "bc"], g)
+    assert extract._geometries_key(["a", "b"], g) != extract._geometries_key(["a", "b"], g[::-1])
+    assert extract._geometries_key(["a", "b"], g) == extract._geometries_key(["a", "b"], list(g))
 
 
 def test_irregular_grid_is_refused():
