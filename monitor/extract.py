@@ -30,12 +30,12 @@ straddles cells gets their area-weighted mean. Longitudes must be in −180…18
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import geopandas as gpd
 import numpy as np
 import shapely
 import xarray as xr
@@ -193,39 +193,30 @@ def site_weights(grid: Grid, sites: SiteSet, geometries: Sequence[BaseGeometry] 
 
 
 def _compute_weights(grid: Grid, geoms: list[BaseGeometry]) -> SiteWeights:
-    from exactextract import exact_extract
     from exactextract.raster import NumPyRasterSource
     from pyproj import CRS
 
+    from monitor.exactextract_io import cell_coverage
+
     nlat, nlon = grid.shape
     west, south, east, north = grid.bounds
+    wgs84 = CRS.from_epsg(4326).to_wkt()
     raster = NumPyRasterSource(
-        np.zeros((nlat, nlon), dtype=np.float32),
-        west,
-        south,
-        east,
-        north,
-        srs_wkt=CRS.from_epsg(4326).to_wkt(),
+        np.zeros((nlat, nlon), dtype=np.float32), west, south, east, north, srs_wkt=wgs84
     )
-    frame = gpd.GeoDataFrame({"i": np.arange(len(geoms))}, geometry=geoms, crs="EPSG:4326")
-    rows = exact_extract(raster, frame, ["cell_id", "coverage"], output="pandas")
+    cell_lists, coverage_lists = cell_coverage(raster, geoms, wgs84)
 
     site_area = np.asarray(shapely.area(np.asarray(geoms, dtype=object)), dtype=float)
     cell_area = grid.dlat * grid.dlon
-    sites_idx, cells, fracs = [], [], []
-    for i, (cell_ids, coverage) in enumerate(zip(rows["cell_id"], rows["coverage"], strict=True)):
-        cell_ids = np.asarray(cell_ids, dtype=np.int64)
-        coverage = np.asarray(coverage, dtype=float)
-        # slivers of rounding size (a polygon edge lying on a cell edge) are not overlaps
-        keep = coverage * cell_area > SLIVER * site_area[i]
-        cell_ids, coverage = cell_ids[keep], coverage[keep]
-        r, c = np.divmod(cell_ids, nlon)
-        cells.append(grid._row_to_ilat(r) * nlon + grid._col_to_ilon(c))
-        fracs.append(coverage)
-        sites_idx.append(np.full(cell_ids.size, i, dtype=np.int64))
-    site = np.concatenate(sites_idx) if sites_idx else np.zeros(0, dtype=np.int64)
-    cell = np.concatenate(cells) if cells else np.zeros(0, dtype=np.int64)
-    frac = np.concatenate(fracs) if fracs else np.zeros(0)
+    counts = np.fromiter(map(len, cell_lists), np.int64, len(cell_lists))
+    site = np.repeat(np.arange(len(geoms), dtype=np.int64), counts)
+    cell_ids = np.concatenate([np.zeros(0, np.int64), *cell_lists]).astype(np.int64)
+    frac = np.concatenate([np.zeros(0), *coverage_lists]).astype(float)
+    # slivers of rounding size (a polygon edge lying on a cell edge) are not overlaps
+    keep = frac * cell_area > SLIVER * site_area[site]
+    site, cell_ids, frac = site[keep], cell_ids[keep], frac[keep]
+    r, c = np.divmod(cell_ids, nlon)
+    cell = grid._row_to_ilat(r) * nlon + grid._col_to_ilon(c)
 
     extent = shapely.box(west, south, east, north)
     covered = np.asarray(shapely.intersects(np.asarray(geoms, dtype=object), extent), dtype=bool)
@@ -246,41 +237,49 @@ def _compute_weights(grid: Grid, geoms: list[BaseGeometry]) -> SiteWeights:
     )
 
 
-def _axis_range(centres: np.ndarray, step: float, lo: float, hi: float) -> np.ndarray:
-    """Indices of cells along one axis whose extent meets [lo, hi]."""
-    return np.flatnonzero((centres + step / 2 >= lo) & (centres - step / 2 <= hi))
+def _axis_ranges(
+    centres: np.ndarray, step: float, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair (lo, hi), the indices [first, stop) of the cells along one axis whose extent meets [lo, hi]:
+    one run of cells, since the centres are regular and monotonic."""
+    ascending = centres.size < 2 or centres[0] < centres[-1]
+    ordered = centres if ascending else centres[::-1]
+    first = np.searchsorted(ordered + step / 2, lo, side="left")
+    stop = np.maximum(np.searchsorted(ordered - step / 2, hi, side="right"), first)
+    return (first, stop) if ascending else (centres.size - stop, centres.size - first)
 
 
 def _rings(grid: Grid, geoms: list[BaseGeometry], covered: np.ndarray):
     """Fallback candidates per covered polygon: the cells touching it and their 8 neighbours, ranked by the
-    distance from the polygon to the cell centre, touching cells first."""
-    out_site, out_cell, out_dist = [], [], []
-    nlon = grid.lon.size
-    for i, geom in enumerate(geoms):
-        if not covered[i]:
-            continue
-        w, s, e, n = geom.bounds
-        ilat = _axis_range(grid.lat, grid.dlat, s - grid.dlat, n + grid.dlat)
-        ilon = _axis_range(grid.lon, grid.dlon, w - grid.dlon, e + grid.dlon)
-        if ilat.size == 0 or ilon.size == 0:
-            continue
-        la, lo = (a.ravel() for a in np.meshgrid(ilat, ilon, indexing="ij"))
-        touching = shapely.intersects(grid.cell_boxes(la, lo), geom)
-        if not touching.any():
-            continue
-        near = np.any(
-            (np.abs(la[:, None] - la[touching][None, :]) <= 1)
-            & (np.abs(lo[:, None] - lo[touching][None, :]) <= 1),
-            axis=1,
-        )
-        dist = shapely.distance(shapely.points(grid.lon[lo[near]], grid.lat[la[near]]), geom)
-        out_site.append(np.full(int(near.sum()), i, dtype=np.int64))
-        out_cell.append(la[near] * nlon + lo[near])
-        out_dist.append(np.where(touching[near], dist - 1e6, dist))
-    if not out_site:
-        empty = np.zeros(0, dtype=np.int64)
+    distance from the polygon to the cell centre, touching cells first. Every polygon at once: each one's
+    box of cells (its bounds grown by a cell) is laid out flat, row by row."""
+    empty = np.zeros(0, dtype=np.int64)
+    idx = np.flatnonzero(covered)
+    if idx.size == 0:
         return empty, empty, np.zeros(0)
-    return np.concatenate(out_site), np.concatenate(out_cell), np.concatenate(out_dist)
+    polygons = np.asarray(geoms, dtype=object)[idx]
+    west, south, east, north = shapely.bounds(polygons).T
+    lat0, lat1 = _axis_ranges(grid.lat, grid.dlat, south - grid.dlat, north + grid.dlat)
+    lon0, lon1 = _axis_ranges(grid.lon, grid.dlon, west - grid.dlon, east + grid.dlon)
+    height, width = lat1 - lat0, lon1 - lon0
+    size = height * width
+    owner = np.repeat(np.arange(idx.size), size)  # entry -> position in idx
+    row, col = np.divmod(np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size), width[owner])
+    ilat, ilon = lat0[owner] + row, lon0[owner] + col
+    touching = shapely.intersects(grid.cell_boxes(ilat, ilon), polygons[owner])
+    near = touching.copy()  # touching cells grown by one cell, inside each polygon's box
+    rows_in, cols_in = height[owner], width[owner]
+    for dr, dc in itertools.product((-1, 0, 1), repeat=2):
+        inside = np.flatnonzero(
+            (row + dr >= 0) & (row + dr < rows_in) & (col + dc >= 0) & (col + dc < cols_in)
+        )
+        near[inside] |= touching[inside + dr * cols_in[inside] + dc]
+    dist = shapely.distance(shapely.points(grid.lon[ilon[near]], grid.lat[ilat[near]]), polygons[owner[near]])
+    return (
+        idx[owner[near]].astype(np.int64),
+        (ilat[near] * grid.lon.size + ilon[near]).astype(np.int64),
+        np.where(touching[near], dist - 1e6, dist),
+    )
 
 
 def _nearest_valid(weights: SiteWeights, needs: np.ndarray, ring_valid: np.ndarray) -> np.ndarray:

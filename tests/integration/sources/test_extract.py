@@ -177,6 +177,67 @@ def test_many_sites_on_invalid_cells_take_their_own_nearest_valid_cell():
     assert out["coverage"].values == pytest.approx(np.zeros(len(geoms)))
 
 
+def _rings_one_by_one(grid: Grid, geoms, covered):
+    """Reference: the fallback candidates polygon by polygon (cells of the bounds grown by one cell that
+    are within one cell of a touching cell), as `_rings` computes them for every polygon at once."""
+    out_site, out_cell, out_dist = [], [], []
+    for i, geom in enumerate(geoms):
+        if not covered[i]:
+            continue
+        w, s, e, n = geom.bounds
+        ilat = np.flatnonzero(
+            (grid.lat + grid.dlat / 2 >= s - grid.dlat) & (grid.lat - grid.dlat / 2 <= n + grid.dlat)
+        )
+        ilon = np.flatnonzero(
+            (grid.lon + grid.dlon / 2 >= w - grid.dlon) & (grid.lon - grid.dlon / 2 <= e + grid.dlon)
+        )
+        for la in ilat:
+            for lo in ilon:
+                touching = [
+                    (a, b)
+                    for a in ilat
+                    for b in ilon
+                    if grid.cell_boxes(np.array([a]), np.array([b]))[0].intersects(geom)
+                ]
+                if not any(abs(la - a) <= 1 and abs(lo - b) <= 1 for a, b in touching):
+                    continue
+                dist = shapely.Point(grid.lon[lo], grid.lat[la]).distance(geom)
+                out_site.append(i)
+                out_cell.append(la * grid.lon.size + lo)
+                out_dist.append(dist - 1e6 if (la, lo) in touching else dist)
+    return np.array(out_site, dtype=np.int64), np.array(out_cell, dtype=np.int64), np.array(out_dist)
+
+
+@pytest.mark.parametrize("lat_step, lon_step", [(-0.25, 0.25), (0.25, 0.25), (-0.25, -0.25)])
+def test_fallback_rings_of_every_site_at_once_equal_one_by_one(lat_step, lon_step):
+    rng = np.random.default_rng(3)
+    lat = np.round(42.0 + lat_step * np.arange(14), 3)
+    lon = np.round(6.0 + lon_step * np.arange(16), 3)
+    grid = Grid.from_coords(lat, lon)
+    west, south, east, north = grid.bounds
+    geoms = []
+    for _ in range(30):  # polygons inside, across the edge and outside the grid
+        cx, cy = rng.uniform(west - 0.5, east + 0.5), rng.uniform(south - 0.5, north + 0.5)
+        angles = np.sort(rng.uniform(0, 2 * np.pi, 6))
+        radii = rng.uniform(0.01, 0.6, 6)
+        geoms.append(Polygon(np.c_[cx + radii * np.cos(angles), cy + radii * np.sin(angles)]).buffer(0))
+    geoms.append(
+        shapely.MultiPolygon(
+            [
+                box(west + 0.3, south + 0.3, west + 0.4, south + 0.4),
+                box(east - 0.6, north - 0.6, east - 0.55, north - 0.55),
+            ]
+        )
+    )
+    covered = np.asarray(shapely.intersects(np.asarray(geoms, dtype=object), box(*grid.bounds)))
+    assert 5 < covered.sum() < len(geoms)
+    ours = extract._rings(grid, geoms, covered)
+    expected = _rings_one_by_one(grid, geoms, covered)
+    np.testing.assert_array_equal(ours[0], expected[0])
+    np.testing.assert_array_equal(ours[1], expected[1])
+    np.testing.assert_allclose(ours[2], expected[2], rtol=0, atol=1e-9)
+
+
 def test_weights_are_cached_per_grid_and_site_set(monkeypatch):
     grid = Grid.from_coords(LAT, LON)
     sites = SiteSet([site("a", box(13.15, 52.35, 13.25, 52.45))])
@@ -198,3 +259,32 @@ def test_weights_are_cached_per_grid_and_site_set(monkeypatch):
 def test_irregular_grid_is_refused():
     with pytest.raises(ValueError, match="regular"):
         Grid.from_coords(np.array([50.0, 50.1, 50.3]), LON)
+
+
+def test_wkb_source_and_array_writer_give_what_exactextract_gives_a_geodataframe():
+    """The polygons handed to exactextract as WKB and read back as arrays: the same cells and fractions as
+    its own GeoPandas source and pandas writer: polygons, holes, multipolygons, polygons off the grid."""
+    import geopandas as gpd
+    from exactextract import exact_extract
+    from exactextract.raster import NumPyRasterSource
+    from pyproj import CRS
+
+    from monitor.exactextract_io import cell_coverage
+
+    wkt = CRS.from_epsg(4326).to_wkt()
+    raster = NumPyRasterSource(np.zeros((40, 50), dtype=np.float32), 5.0, 40.0, 10.0, 44.0, srs_wkt=wkt)
+    rng = np.random.default_rng(9)
+    geoms = [
+        box(x, y, x + w, y + w) for x, y, w in rng.uniform((4.8, 39.8, 0.01), (10.0, 44.0, 0.5), (40, 3))
+    ]
+    geoms.append(box(6.0, 41.0, 7.0, 42.0).difference(box(6.3, 41.3, 6.6, 41.6)))  # a hole
+    geoms.append(shapely.MultiPolygon([box(6.0, 41.0, 6.3, 41.2), box(8.05, 42.02, 8.1, 42.07)]))
+    geoms.append(box(20.0, 20.0, 21.0, 21.0))  # off the grid
+    cells, fracs = cell_coverage(raster, geoms, wkt)
+    frame = gpd.GeoDataFrame({"i": np.arange(len(geoms))}, geometry=geoms, crs="EPSG:4326")
+    expected = exact_extract(raster, frame, ["cell_id", "coverage"], output="pandas")
+    assert len(cells) == len(fracs) == len(geoms)
+    assert sum(len(c) for c in cells) > 100 and len(cells[-1]) == 0
+    for i in range(len(geoms)):
+        np.testing.assert_array_equal(cells[i], expected["cell_id"][i])
+        np.testing.assert_array_equal(fracs[i], expected["coverage"][i])
