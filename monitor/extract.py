@@ -175,10 +175,19 @@ def _geometries_key(ids: Sequence[str], geoms: Sequence[BaseGeometry]) -> str:
     return h.hexdigest()
 
 
+def _buffered_with_key(sites: SiteSet) -> tuple[list[BaseGeometry], str]:
+    geoms = sites.geometries(buffered=True)
+    return geoms, _geometries_key(sites.ids, geoms)
+
+
 def site_weights(grid: Grid, sites: SiteSet, geometries: Sequence[BaseGeometry] | None = None) -> SiteWeights:
     """The weights of `sites` (polygons grown by their buffers, or `geometries`) on `grid`, cached."""
-    geoms = list(geometries) if geometries is not None else sites.geometries(buffered=True)
-    key = (grid.key, _geometries_key(sites.ids, geoms))
+    if geometries is not None:
+        geoms = list(geometries)
+        digest = _geometries_key(sites.ids, geoms)
+    else:  # the set's own buffered polygons and their digest, derived once per site set
+        geoms, digest = sites.derived("extract.buffered", lambda: _buffered_with_key(sites))
+    key = (grid.key, digest)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:
@@ -206,7 +215,8 @@ def _compute_weights(grid: Grid, geoms: list[BaseGeometry]) -> SiteWeights:
     )
     cell_lists, coverage_lists = cell_coverage(raster, geoms, wgs84)
 
-    site_area = np.asarray(shapely.area(np.asarray(geoms, dtype=object)), dtype=float)
+    polygons = np.asarray(geoms, dtype=object)
+    site_area = np.asarray(shapely.area(polygons), dtype=float)
     cell_area = grid.dlat * grid.dlon
     counts = np.fromiter(map(len, cell_lists), np.int64, len(cell_lists))
     site = np.repeat(np.arange(len(geoms), dtype=np.int64), counts)
@@ -219,7 +229,7 @@ def _compute_weights(grid: Grid, geoms: list[BaseGeometry]) -> SiteWeights:
     cell = grid._row_to_ilat(r) * nlon + grid._col_to_ilon(c)
 
     extent = shapely.box(west, south, east, north)
-    covered = np.asarray(shapely.intersects(np.asarray(geoms, dtype=object), extent), dtype=bool)
+    covered = np.asarray(shapely.intersects(polygons, extent), dtype=bool)
     covered &= np.bincount(site, minlength=len(geoms)) > 0
 
     ring_site, ring_cell, ring_dist = _rings(grid, geoms, covered)

@@ -191,14 +191,14 @@ def _rings_one_by_one(grid: Grid, geoms, covered):
         ilon = np.flatnonzero(
             (grid.lon + grid.dlon / 2 >= w - grid.dlon) & (grid.lon - grid.dlon / 2 <= e + grid.dlon)
         )
+        touching = [
+            (a, b)
+            for a in ilat
+            for b in ilon
+            if grid.cell_boxes(np.array([a]), np.array([b]))[0].intersects(geom)
+        ]
         for la in ilat:
             for lo in ilon:
-                touching = [
-                    (a, b)
-                    for a in ilat
-                    for b in ilon
-                    if grid.cell_boxes(np.array([a]), np.array([b]))[0].intersects(geom)
-                ]
                 if not any(abs(la - a) <= 1 and abs(lo - b) <= 1 for a, b in touching):
                     continue
                 dist = shapely.Point(grid.lon[lo], grid.lat[la]).distance(geom)
