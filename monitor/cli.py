@@ -597,6 +597,9 @@ def _yes_no(value: bool | None) -> str:
 
 
 def main() -> None:
+    from monitor.memory import tune_memory
+
+    tune_memory()  # first, before any thread starts: see monitor.memory
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("pint").setLevel(logging.ERROR)  # xclim redefines units at import: not our concern
     app()

@@ -392,11 +392,13 @@ class Pipeline:
     def _window(
         self, source_id: str, sites: SiteSet, start: date | None, end: date | None
     ) -> tuple[date, date]:
+        """[start, end] of a pass: by default from the day after the sites' oldest watermark (or the
+        first day of the demo years when a site has none) to the source's latest day."""
         end = end or default_end(self.settings, source_id)
         if start is None:
-            marks = self.store.watermarks(source_id)
-            if all(s in marks for s in sites.ids):
-                start = min(marks[s] for s in sites.ids) + timedelta(days=1)
+            oldest = self.store.oldest_watermark(source_id, sites.ids)
+            if oldest is not None:
+                start = oldest + timedelta(days=1)
             else:
                 start = date(end.year - self.settings.demo_years + 1, 1, 1)
         return start, end
@@ -464,8 +466,8 @@ class Pipeline:
         with self.store.session() as session:
             row = session.execute(t.select().where(t.c.source == source_id)).first()
         if row is not None and row.period_end == target and start in (None, row.period_start):
-            marks = self.store.watermarks(source_id)  # every site got the chunks already done
-            if all(s in marks and marks[s] >= row.done_through for s in sites.ids):
+            oldest = self.store.oldest_watermark(source_id, sites.ids)  # every site got the chunks done
+            if oldest is not None and oldest >= row.done_through:
                 return row.period_start, row.done_through + timedelta(days=1), target
         start, end = self._window(source_id, sites, start, end)
         return start, start, end

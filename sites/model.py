@@ -166,8 +166,12 @@ class SiteSet(Sequence[Site]):
         that is not in it)."""
         if self._id_index is None:
             self._id_index = pd.Index(self.ids, dtype=object)
-        wanted = pd.Index(np.asarray(ids if isinstance(ids, np.ndarray) else list(ids)).astype(str))
-        found = self._id_index.get_indexer(wanted)
+        wanted = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), dtype=object)
+        if len(wanted) == len(self._sites) and np.array_equal(wanted, self._id_index.to_numpy()):
+            return np.arange(
+                len(self._sites), dtype=np.intp
+            )  # the set's own order (a pass's cubes): no hashing
+        found = self._id_index.get_indexer(pd.Index(wanted.astype(str), dtype=object))
         if (found < 0).any():
             raise KeyError(str(wanted[np.argmax(found < 0)]))
         return found.astype(np.intp)

@@ -14,7 +14,21 @@ import numpy as np
 import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Column, ColumnElement, Engine, Row, and_, cast, delete, func, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    String,
+    and_,
+    cast,
+    delete,
+    func,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, sessionmaker
@@ -314,17 +328,7 @@ class Store:
         columns = {c: driver_values(records[c]) for c in VALUE_COLUMNS}
         columns["computed_at"] = [now] * len(records)
         if conn.dialect.name == "sqlite":
-            # The statement compiled once and run by the driver on tuples, each column converted by its
-            # SQLAlchemy type once per distinct value: SQLAlchemy's per-row parameter processing cost as
-            # much as SQLite's own work. SQLite's change counter gives the rows written (RETURNING is slower).
-            compiled = stmt.compile(dialect=conn.dialect, column_keys=list(columns))
-            converted = {c: bound_column(columns[c], table.c[c], conn.dialect) for c in columns}
-            rows = zip(*(converted[c] for c in compiled.positiontup), strict=True)
-            while batch := list(itertools.islice(rows, _BATCH)):  # tuples made a batch at a time
-                before = conn.exec_driver_sql("SELECT total_changes()").scalar_one()
-                conn.exec_driver_sql(str(compiled), batch)
-                written += conn.exec_driver_sql("SELECT total_changes()").scalar_one() - before
-            return written
+            return execute_columns(conn, stmt, table, columns)
         rows = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
         for i in range(0, len(rows), _BATCH):
             written += len(conn.execute(stmt.returning(table.c.id), rows[i : i + _BATCH]).all())
@@ -384,11 +388,39 @@ class Store:
 
     # ---- watermarks --------------------------------------------------------------------------------
     def watermarks(self, source: str) -> dict[str, date]:
-        with self.session() as s:
-            rows = s.execute(
-                select(WatermarkRow.site_id, WatermarkRow.last_day).where(WatermarkRow.source == source)
-            )
-            return {site_id: last for site_id, last in rows}
+        """The last stored day of each site of a source. The days are read as the driver gives them and
+        turned into dates once per distinct day (the sites of a source share a few): converting each of
+        100,000 rows on its own cost more than the query."""
+        raw_day = type_coerce(WatermarkRow.last_day, String)  # SQLite's text, PostgreSQL's date
+        with self.engine.connect() as conn:  # Core rows: the ORM's row processing cost as much again
+            rows = conn.execute(
+                select(WatermarkRow.site_id, raw_day).where(WatermarkRow.source == source)
+            ).all()
+        days = {
+            raw: raw if isinstance(raw, date) else date.fromisoformat(raw) for raw in {r[1] for r in rows}
+        }
+        return {site_id: days[raw] for site_id, raw in rows}
+
+    def oldest_watermark(self, source: str, site_ids: Sequence[str]) -> date | None:
+        """The oldest last stored day among these sites, or None when any of them has none yet.
+
+        When the sites are all the registered ones (a scheduled pass), one aggregate query answers it:
+        watermarks exist only for registered sites (they go with their site). Otherwise every mark of the
+        source is read and the sites' looked up."""
+        wanted = set(site_ids)
+        if not wanted:
+            return None
+        with self.engine.connect() as conn:
+            registered = conn.scalar(select(func.count()).select_from(SiteRow))
+            if len(wanted) == registered:
+                marked, oldest = conn.execute(
+                    select(func.count(), func.min(WatermarkRow.last_day)).where(WatermarkRow.source == source)
+                ).one()
+                return oldest if marked == registered else None
+        marks = self.watermarks(source)
+        if not wanted <= marks.keys():
+            return None
+        return min(marks[s] for s in wanted)
 
     def set_watermarks(
         self, session: Session, source: str, site_ids: Sequence[str], last_day: date, version: str
@@ -399,7 +431,6 @@ class Store:
         table = WatermarkRow.__table__
         now = utcnow()
         common = {"source": source, "last_day": last_day, "product_version": version, "updated_at": now}
-        rows = [{"site_id": sid, **common} for sid in site_ids]
         stmt = _insert(session, table)  # executemany in batches: one VALUES list would overflow SQLite's
         ex = stmt.excluded  # bound-parameter limit at 100,000 sites, and compiles slowly long before
         stmt = stmt.on_conflict_do_update(
@@ -412,6 +443,11 @@ class Store:
             where=table.c.last_day < ex.last_day,
         )
         conn = session.connection()
+        if conn.dialect.name == "sqlite":
+            columns = {"site_id": list(site_ids)} | {k: [v] * len(site_ids) for k, v in common.items()}
+            execute_columns(conn, stmt, table, columns)
+            return
+        rows = [{"site_id": sid, **common} for sid in site_ids]
         for i in range(0, len(rows), _BATCH):
             conn.execute(stmt, rows[i : i + _BATCH])
 
@@ -633,6 +669,24 @@ class Store:
         """Which of these ids are registered."""
         with self.session() as s:
             return set(s.scalars(select(SiteRow.id).where(SiteRow.id.in_(list(site_ids)))))
+
+
+def execute_columns(conn: Connection, stmt, table, columns: dict[str, list]) -> int:
+    """Run an insert (or upsert) statement on SQLite for rows given as columns; the rows changed.
+
+    The statement is compiled once and run by the driver on tuples, each column converted by its
+    SQLAlchemy type once per distinct value (`bound_column`): SQLAlchemy's per-row parameter processing
+    cost as much as SQLite's own work. SQLite's change counter gives the rows written (RETURNING is
+    slower)."""
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=list(columns))
+    converted = {c: bound_column(columns[c], table.c[c], conn.dialect) for c in columns}
+    rows = zip(*(converted[c] for c in compiled.positiontup), strict=True)
+    written = 0
+    while batch := list(itertools.islice(rows, _BATCH)):  # tuples made a batch at a time
+        before = conn.exec_driver_sql("SELECT total_changes()").scalar_one()
+        conn.exec_driver_sql(str(compiled), batch)
+        written += conn.exec_driver_sql("SELECT total_changes()").scalar_one() - before
+    return written
 
 
 def bound_column(values: list, column: Column, dialect: Dialect) -> list:

@@ -339,10 +339,15 @@ class _Plan:
         if sites is not None and not sites:
             return pd.DataFrame(columns=[*KEY, *self.names])
         filters = self._filters(sites)
-        frames = [
-            pq.read_table(path, columns=list(cols), filters=filters).to_pandas() for path, cols in self.files
+        # the site column as read: dictionary-encoded (each distinct id once, the rows as codes), so that
+        # neither the read nor `block` turns millions of rows into strings; the files' tables are joined
+        # by Arrow, which unifies their dictionaries into one categorical (a variable missing from a
+        # file is null there)
+        tables = [
+            pq.read_table(path, columns=list(cols), filters=filters, read_dictionary=["site"])
+            for path, cols in self.files
         ]
-        return pd.concat(frames, ignore_index=True)
+        return pa.concat_tables(tables, promote_options="default").to_pandas()
 
     def sites(self) -> pd.Series:
         """The site column of the rows within the window (for a read of every site)."""
@@ -355,11 +360,11 @@ class _Plan:
         values = np.full((len(self.names), len(sites), len(self.times)), np.nan)
         if frame.empty or not len(self.times):
             return values
-        site_pos = pd.Index(sites).get_indexer(frame["site"])
+        site_pos = _positions(frame["site"], pd.Index(sites))
         stamps = frame["time"].to_numpy().astype(self.times.dtype)
         time_pos = np.minimum(np.searchsorted(self.times, stamps), len(self.times) - 1)
         keep = np.flatnonzero((site_pos >= 0) & (self.times[time_pos] == stamps))
-        cells = np.ravel_multi_index((site_pos[keep], time_pos[keep]), values.shape[1:])  # once for all
+        cells = site_pos[keep] * len(self.times) + time_pos[keep]  # flat (site, time) index, once for all
         for i, name in enumerate(self.names):
             if name in frame:
                 column = frame[name].to_numpy(dtype=float, na_value=np.nan)
@@ -389,6 +394,16 @@ class _Plan:
 
     def __dask_tokenize__(self) -> tuple:
         return (self.stamp, self.start, self.end, self.names, self.times.tobytes())
+
+
+def _positions(column: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position in `index` of each row's site (-1 where absent); a categorical column is looked up once
+    per distinct site, its rows by their codes."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        found = np.append(index.get_indexer(column.cat.categories), -1)  # code -1 (missing) → -1
+        return found[codes]
+    return index.get_indexer(column)
 
 
 def _read_block(plan: _Plan, sites: list[str]) -> np.ndarray:

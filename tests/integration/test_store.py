@@ -107,3 +107,21 @@ def test_timestamps_come_back_in_utc_on_every_database(store):
     cest = datetime(2026, 7, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
     bound = UTCDateTime().process_bind_param(cest, None)
     assert bound == cest and bound.tzinfo == UTC and bound.hour == 12
+
+
+def test_watermarks_only_move_forward_and_give_the_oldest_day_of_a_set_of_sites(store):
+    store.upsert_sites([make_site(f"w{i}", 10.0 + i, 45.0) for i in range(3)])
+    everyone = ["w0", "w1", "w2"]
+    with store.session.begin() as s:
+        store.set_watermarks(s, "era5_land", ["w0", "w1"], date(2025, 3, 4), "v1")
+        store.set_watermarks(s, "era5_land", ["w1"], date(2025, 3, 9), "v1")
+        store.set_watermarks(s, "era5_land", ["w0"], date(2025, 3, 1), "v1")  # backwards: ignored
+    assert store.watermarks("era5_land") == {"w0": date(2025, 3, 4), "w1": date(2025, 3, 9)}
+    assert store.oldest_watermark("era5_land", everyone) is None  # w2 has none yet
+    assert store.oldest_watermark("era5_land", ["w1", "w0"]) == date(2025, 3, 4)  # a subset
+    assert store.oldest_watermark("era5_land", ["w1"]) == date(2025, 3, 9)
+    assert store.oldest_watermark("cams_europe", ["w1"]) is None  # another source
+    with store.session.begin() as s:
+        store.set_watermarks(s, "era5_land", ["w2"], date(2025, 2, 27), "v1")
+    assert store.oldest_watermark("era5_land", everyone) == date(2025, 2, 27)  # every site: in SQL
+    assert store.oldest_watermark("era5_land", []) is None

@@ -295,3 +295,13 @@ def test_site_positions_name_an_unknown_id():
     np.testing.assert_array_equal(sites.positions(["s2", "s0"]), [2, 0])
     with pytest.raises(KeyError, match="nowhere"):
         sites.positions(["s1", "nowhere"])
+
+
+def test_site_positions_of_the_sets_own_order_and_of_any_other_order_agree():
+    sites = _sites(5)
+    np.testing.assert_array_equal(sites.positions(sites.ids), np.arange(5))  # the set's own order
+    np.testing.assert_array_equal(sites.positions(np.array(sites.ids)), np.arange(5))  # as numpy strings
+    shuffled = ["s3", "s0", "s4", "s1", "s2"]  # as many ids, another order: looked up one by one
+    np.testing.assert_array_equal(sites.positions(shuffled), [3, 0, 4, 1, 2])
+    with pytest.raises(KeyError, match="nowhere"):
+        sites.positions(["s0", "s1", "s2", "s3", "nowhere"])

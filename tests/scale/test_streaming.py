@@ -329,3 +329,20 @@ def test_the_pipeline_streaming_on_a_cluster_stores_the_eager_values(tmp_path, m
     assert after > before  # the reading and the indicators ran as tasks on the cluster
     assert len(expected["indicator_values"]) > 1000 and len(expected["forecast_values"]) > 10
     _assert_same(values, expected)
+
+
+def test_the_eager_read_gives_back_the_values_written_across_year_files(tmp_path):
+    """The year files hold different sites (so different dictionaries of site ids): the read joins them
+    into one cube with each value at its site and day, and NaN where a site has no row."""
+    store = VariableStore(tmp_path / "variables")
+    both_years = _cube(SITES[:4], "2020-12-20", 20, "v1", seed=5)
+    second_only = _cube(["s09"], "2021-01-03", 5, "v1", seed=6)
+    store.write("era5_land", both_years)
+    store.write("era5_land", second_only)
+    wanted = ["s09", "s02", "nowhere", "s00"]
+    got = store.read("era5_land", wanted)
+    expected = xr.merge([both_years, second_only]).reindex(site=wanted)
+    assert got.site.values.tolist() == wanted
+    np.testing.assert_array_equal(got.time.values, expected.time.values)
+    for name in ("tas", "pr"):
+        np.testing.assert_array_equal(got[name].values, expected[name].values)
