@@ -176,6 +176,7 @@ def _geometries_key(ids: Sequence[str], geoms: Sequence[BaseGeometry]) -> str:
 
 
 def _buffered_with_key(sites: SiteSet) -> tuple[list[BaseGeometry], str]:
+    """The sites' polygons grown by their buffers, and the cache digest of them with the ids."""
     geoms = sites.geometries(buffered=True)
     return geoms, _geometries_key(sites.ids, geoms)
 

@@ -167,10 +167,9 @@ class SiteSet(Sequence[Site]):
         if self._id_index is None:
             self._id_index = pd.Index(self.ids, dtype=object)
         wanted = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), dtype=object)
+        # the set's own order (every cube of a pass): no hashing
         if len(wanted) == len(self._sites) and np.array_equal(wanted, self._id_index.to_numpy()):
-            return np.arange(
-                len(self._sites), dtype=np.intp
-            )  # the set's own order (a pass's cubes): no hashing
+            return np.arange(len(self._sites), dtype=np.intp)
         found = self._id_index.get_indexer(pd.Index(wanted.astype(str), dtype=object))
         if (found < 0).any():
             raise KeyError(str(wanted[np.argmax(found < 0)]))

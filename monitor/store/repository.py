@@ -21,6 +21,7 @@ from sqlalchemy import (
     Engine,
     Row,
     String,
+    Table,
     and_,
     cast,
     delete,
@@ -32,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.dml import Insert
 
 from monitor.store.tables import (
     SITE_GEOM,
@@ -671,7 +673,7 @@ class Store:
             return set(s.scalars(select(SiteRow.id).where(SiteRow.id.in_(list(site_ids)))))
 
 
-def execute_columns(conn: Connection, stmt, table, columns: dict[str, list]) -> int:
+def execute_columns(conn: Connection, stmt: Insert, table: Table, columns: dict[str, list]) -> int:
     """Run an insert (or upsert) statement on SQLite for rows given as columns; the rows changed.
 
     The statement is compiled once and run by the driver on tuples, each column converted by its
