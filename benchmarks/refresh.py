@@ -15,7 +15,15 @@ all of it), upserts the values, advances the alert episodes and watermarks, and 
 all) and the peak RSS of the child process (`VmHWM`, see `peak_rss_mib`). Target < 5 minutes for
 100,000 sites on 2 cores.
 
-Run: `python -m benchmarks.refresh [--sites 100000] [--history-days 31] [--database-url URL]`.
+The pass runs `--repeat` times (default 3), each on a fresh copy of the prepared folder (database and
+stored variables, synced to disk first), so every run does the same work from the same state. On a shared
+virtual machine one pass of 100,000 sites took 211 s in one run and 262 s in the next, from the same
+prepared folder: a single run could not tell a ratio of ×9 from one of ×11. The figure is the fastest run
+(as `timed` keeps the best of its runs, the noise only ever slows a run down); the target is judged on
+the slowest. With `--database-url` the state lives in that database, which a copy of the folder does not
+restore: the pass runs once.
+
+Run: `python -m benchmarks.refresh [--sites 100000] [--history-days 31] [--repeat 3] [--database-url URL]`.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ import argparse
 import json
 import os
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -142,32 +152,61 @@ def daily_pass(data_dir: Path, database_url: str | None) -> dict:
 MEASURED: dict[tuple[int, int, str | None], dict] = {}
 
 
-def run(n_sites: int, history_days: int, database_url: str | None = None, reuse: bool = False) -> dict:
-    """Setup in this process, the daily pass in a child; every figure in a dict (`reuse`: the figures of
-    the same refresh already measured in this process, if any)."""
+def run(
+    n_sites: int,
+    history_days: int,
+    database_url: str | None = None,
+    reuse: bool = False,
+    repeat: int = 3,
+) -> dict:
+    """Setup in this process, the daily pass in a child, `repeat` times; every figure in a dict (`reuse`:
+    the figures of the same refresh already measured in this process, if any)."""
     key = (n_sites, history_days, database_url)
     if reuse and key in MEASURED:
         return MEASURED[key] | {"reused": True}
-    MEASURED[key] = figures = _measure(n_sites, history_days, database_url)
+    MEASURED[key] = figures = _measure(n_sites, history_days, database_url, repeat)
     return figures
 
 
-def _measure(n_sites: int, history_days: int, database_url: str | None) -> dict:
-    """The setup in this process, then the daily pass in a child process."""
+def _child_pass(data_dir: Path, database_url: str | None) -> dict:
+    """The figures of one daily pass, run in a child process on `data_dir`."""
+    # the writes before it (the setup's 5 GB at 100,000 sites, or the copy) reach the disk first: the
+    # timed pass otherwise competed with their writeback and paid for part of them
+    os.sync()
+    cmd = [sys.executable, "-m", "benchmarks.refresh", "--child", str(data_dir)]
+    if database_url:
+        cmd += ["--database-url", database_url]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the daily pass failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _measure(n_sites: int, history_days: int, database_url: str | None, repeat: int) -> dict:
+    """The setup in this process, then the daily pass in a child process, on a copy of the prepared
+    folder for every run but the last (which uses the folder itself); the fastest run's figures, with
+    every run's wall time."""
+    repeat = 1 if database_url else max(repeat, 1)
+    runs = []
     with tempfile.TemporaryDirectory(prefix="hm-bench-refresh-") as tmp:
-        data_dir = Path(tmp) / "data"
-        figures = setup(n_sites, data_dir, database_url, history_days)
-        # the setup's writes (5 GB at 100,000 sites) reach the disk before the timed pass, which otherwise
-        # competed with their writeback and paid for part of the setup
-        os.sync()
-        cmd = [sys.executable, "-m", "benchmarks.refresh", "--child", str(data_dir)]
-        if database_url:
-            cmd += ["--database-url", database_url]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"the daily pass failed:\n{done.stderr[-3000:]}")
-        figures |= json.loads(done.stdout.strip().splitlines()[-1])
+        prepared = Path(tmp) / "data"
+        figures = setup(n_sites, prepared, database_url, history_days)
+        for i in range(repeat):
+            data_dir = prepared
+            if i < repeat - 1:
+                data_dir = Path(tmp) / f"run{i}"
+                shutil.copytree(prepared, data_dir)
+            runs.append(_child_pass(data_dir, database_url))
+            if data_dir != prepared:
+                shutil.rmtree(data_dir)
+    walls = [r["wall_s"] for r in runs]
+    figures |= min(runs, key=lambda r: r["wall_s"])
     figures |= {
+        "runs_s": walls,
+        "runs_values": [r["values"] for r in runs],
+        "median_s": statistics.median(walls),
+        "slowest_s": max(walls),
+        "failed": sorted({f for r in runs for f in r["failed"]}),
         "sites": n_sites,
         "history_days": history_days,
         "day": DAY.isoformat(),
@@ -188,8 +227,15 @@ def report(f: dict) -> None:
     print(
         f"daily refresh of {f['day']} (every daily demo source, fetch → indicators → store → alerts): "
         f"{f['wall_s']:.1f} s wall, {f['values']:,} values written, {f['alerts']:,} alerts raised, "
-        f"peak RSS {f['peak_rss_mib']:,.0f} MiB; {f['sites'] / f['wall_s']:,.0f} sites/s"
+        f"peak RSS {f['peak_rss_mib']:,.0f} MiB; {f['sites'] / f['wall_s']:,.0f} sites/s (the fastest run)"
     )
+    if len(f.get("runs_s", [])) > 1:
+        runs = ", ".join(f"{s:.1f}" for s in f["runs_s"])
+        print(
+            f"  {len(f['runs_s'])} runs from the same prepared state: {runs} s (median {f['median_s']:.1f} s)"
+        )
+        if len(set(f["runs_values"])) > 1:  # each run should redo the same work
+            print(f"  WARNING: the runs wrote different numbers of values: {f['runs_values']}")
     if f.get("io_mib"):
         io = f["io_mib"]
         sent = f"{io['to_storage']:,.0f} MiB sent to storage"
@@ -203,14 +249,19 @@ def report(f: dict) -> None:
             f"({linear:,.0f} s if the time grew linearly from {f['sites']:,} sites)"
         )
         return
-    met = f["wall_s"] < TARGET_S and not f["failed"]
-    print(f"target < {TARGET_S / 60:.0f} min for 100,000 sites on 2 cores: " + ("met" if met else "MISSED"))
+    slowest = f.get("slowest_s", f["wall_s"])
+    met = slowest < TARGET_S and not f["failed"]
+    print(
+        f"target < {TARGET_S / 60:.0f} min for 100,000 sites on 2 cores, judged on the slowest run "
+        f"({slowest:.1f} s): " + ("met" if met else "MISSED")
+    )
 
 
 def main(argv: list[str] | None = None) -> dict | None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=int, default=100_000)
     parser.add_argument("--history-days", type=int, default=31, help="days backfilled before the refresh")
+    parser.add_argument("--repeat", type=int, default=3, help="passes, each from the same prepared state")
     parser.add_argument("--database-url", help="a fresh PostgreSQL database (default: SQLite in a temp dir)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # the daily pass, in the child
     args = parser.parse_args(argv)
@@ -219,7 +270,13 @@ def main(argv: list[str] | None = None) -> dict | None:
         return None
     print(machine())
     print(load_average())
-    figures = run(args.sites, args.history_days, args.database_url)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    if args.database_url and args.repeat > 1:
+        print(
+            "with --database-url the pass runs once (a copy of the data folder does not restore a database)"
+        )
+    figures = run(args.sites, args.history_days, args.database_url, repeat=args.repeat)
     report(figures)
     print(load_average())
     return figures

@@ -3,7 +3,8 @@
 For each size: the reduction-type indicator suite (ours only: the baselines of `benchmarks.indicators` run
 at 1,000 and 10,000 sites there) on `--years` years of daily synthetic data (default 3: 100,000 sites ×
 30 years would be a 26 GB cube), the zonal extraction of the 0.1° European grid × 365 days (weights
-computed, then cached), and the daily refresh of `benchmarks.refresh`. Each line ends with the growth
+computed, then cached), and the daily refresh of `benchmarks.refresh` (the fastest of its runs from the
+same prepared state, every run printed). Each line ends with the growth
 factor of the time per 10× sites: 10 is linear, less is better than linear.
 
 Each size's indicators and extraction run in a new process (as the refresh does), so that a figure does
@@ -92,8 +93,10 @@ def run(sizes: list[int], years: int, with_refresh: bool, history_days: int) -> 
         if with_refresh:
             r = refresh.run(n, history_days, reuse=True)
             figures["refresh"].append(r["wall_s"])
+            runs = ", ".join(f"{t:.2f}" for t in r["runs_s"])
             print(
-                f"  daily refresh: {r['wall_s']:8.2f} s, {r['values']:,} values, {r['alerts']:,} alerts, "
+                f"  daily refresh: {r['wall_s']:8.2f} s (runs: {runs} s), "
+                f"{r['values']:,} values, {r['alerts']:,} alerts, "
                 f"peak RSS {r['peak_rss_mib']:,.0f} MiB"
                 + (f", {r['io_mib']['written']:,.0f} MiB written" if r.get("io_mib") else "")
                 + (" (the refresh benchmark's run above)" if r.get("reused") else ""),

@@ -42,7 +42,12 @@ def test_refresh_quick(capsys):
     figures = refresh.main(bench.PLAN["refresh"][2])
     assert figures["failed"] == []
     assert figures["values"] > 0 and figures["peak_rss_mib"] > 0
-    assert "daily refresh of 2025-03-01" in capsys.readouterr().out
+    # two passes, each from the same prepared state: the same work, so the same values written
+    assert figures["runs_values"] == [figures["values"]] * 2
+    assert len(figures["runs_s"]) == 2 and figures["wall_s"] == min(figures["runs_s"])
+    assert figures["slowest_s"] == max(figures["runs_s"])
+    out = capsys.readouterr().out
+    assert "daily refresh of 2025-03-01" in out and "2 runs from the same prepared state" in out
 
 
 def test_scaling_growth_factor():
