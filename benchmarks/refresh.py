@@ -17,7 +17,7 @@ all) and the peak RSS of the child process (`VmHWM`, see `peak_rss_mib`). Target
 
 The pass runs `--repeat` times (default 3), each on a fresh copy of the prepared folder (database and
 stored variables, synced to disk first), so every run does the same work from the same state. On a shared
-virtual machine one pass of 100,000 sites took 211 s in one run and 262 s in the next, from the same
+virtual machine one pass of 100,000 sites took 246 s in one run and 212 s in the next, from the same
 prepared folder: a single run could not tell a ratio of ×9 from one of ×11. The figure is the fastest run
 (as `timed` keeps the best of its runs, the noise only ever slows a run down); the target is judged on
 the slowest. With `--database-url` the state lives in that database, which a copy of the folder does not
