@@ -1,6 +1,6 @@
 """Projection tables and queries: climate-projection indicator values per site, model, scenario and period.
 
-Projected values live apart from observed (`indicator_values`) and forecast values (`forecast_values`) and
+Projected values live apart from observed (`indicator_values`) and forecast values (`forecast_series`) and
 are never mixed with them. A row is one statistic of one indicator at one site for one period of one run
 (`model` = the model, statistics `baseline`, `future`, `change`, `change_pct`) or of the ensemble of a
 scenario (`model` = `ensemble`, statistics such as `future_median`, `change_max`, `model_count`).

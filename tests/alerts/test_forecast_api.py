@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 from api.app import create_app
 from monitor.pipeline import Pipeline
 from monitor.sources.synthetic import FORECAST_EVENTS
-from monitor.store.forecasts import ForecastValueRow
+from monitor.store.forecasts import ForecastValue, stored_forecast_values
 from monitor.store.tables import IndicatorValueRow
 from monitor.store.variables import VariableStore
 from tests.conftest import make_site
@@ -47,7 +47,7 @@ def client(settings, store, ran):
 
 def forecast_rows(store) -> list[tuple]:
     with store.engine.connect() as conn:
-        return sorted(map(tuple, conn.execute(text("SELECT * FROM forecast_values")).all()), key=repr)
+        return sorted(map(tuple, conn.execute(text("SELECT * FROM forecast_series")).all()), key=repr)
 
 
 def test_forecast_alerts_carry_onset_lead_time_and_issue(client, settings, store):
@@ -73,8 +73,8 @@ def test_forecast_alerts_carry_onset_lead_time_and_issue(client, settings, store
 def test_forecasts_never_enter_the_observed_values(client, settings, store):
     with store.session() as s:
         newest = s.scalar(select(func.max(IndicatorValueRow.period_start)))
-        valid = s.execute(select(func.min(ForecastValueRow.valid_day), func.max(ForecastValueRow.lead_days)))
-        first, longest = valid.one()
+    stored = stored_forecast_values(store)
+    first, longest = stored["valid_day"].min(), stored["lead_days"].max()
     assert newest == settings.demo_end
     assert first == settings.demo_end + timedelta(days=1) and longest == 29  # GloFAS: 30 valid days
     series = client.get("/api/v1/sites/cologne/forecasts", params={"indicator": "flood_return_period"}).json()
@@ -158,9 +158,8 @@ def test_the_same_issue_again_changes_nothing_and_a_newer_one_updates(ran, setti
     assert min(r.valid_day for r in forecast_values_of(store)) == later.demo_end + timedelta(days=1)
 
 
-def forecast_values_of(store) -> list[ForecastValueRow]:
-    with store.session() as s:
-        return list(s.scalars(select(ForecastValueRow)))
+def forecast_values_of(store) -> list[ForecastValue]:
+    return [ForecastValue(*row) for row in stored_forecast_values(store).itertuples(index=False)]
 
 
 def test_a_failed_forecast_leaves_observed_data_and_is_taken_at_the_next_pass(settings, store, monkeypatch):

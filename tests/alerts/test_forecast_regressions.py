@@ -18,7 +18,7 @@ from monitor.alerts.delivery import create_subscription
 from monitor.alerts.episodes import evaluate_forecast
 from monitor.pipeline import Pipeline, counts_to_date, forecastable, period_floor
 from monitor.store.delivery_tables import AlertDeliveryRow
-from monitor.store.forecasts import ForecastValueRow, stored_issue
+from monitor.store.forecasts import ForecastSeriesRow, stored_issue
 from monitor.store.tables import AlertRow
 from monitor.store.variables import VariableStore
 from tests.alerts.test_forecast_episodes import (
@@ -67,7 +67,7 @@ def test_a_cancelled_forecast_step_stores_nothing_of_the_new_issue(settings, sto
     assert result.status == "failed" and "PassCancelledError: the pass exceeded" in result.error
     with store.session() as s:
         assert stored_issue(s, "cems_fire") is None
-        assert s.scalar(select(func.count()).select_from(ForecastValueRow)) == 0
+        assert s.scalar(select(func.count()).select_from(ForecastSeriesRow)) == 0
         assert s.scalar(select(func.count()).select_from(AlertRow).where(AlertRow.kind == "forecast")) == 0
         assert s.scalar(select(func.count()).select_from(AlertDeliveryRow)) == 0
 

@@ -48,7 +48,7 @@ def dump(url: str) -> dict:
             "watermarks",
             "runs",
             "api_keys",
-            "forecast_values",
+            "forecast_series",
             "forecast_issues",
             "projection_values",
         ):

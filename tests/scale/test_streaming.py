@@ -231,6 +231,7 @@ def _run(settings, monkeypatch, sources=None) -> tuple[dict[str, pd.DataFrame], 
     from monitor.compute import is_lazy
     from monitor.pipeline import Pipeline
     from monitor.store.db import make_engine, upgrade
+    from monitor.store.forecasts import stored_forecast_values
     from monitor.store.repository import Store
     from tests.conftest import make_site
 
@@ -258,9 +259,11 @@ def _run(settings, monkeypatch, sources=None) -> tuple[dict[str, pd.DataFrame], 
     assert not report.failed, report.results
     stored = {}
     with engine.connect() as conn:
-        for table, key in (("indicator_values", STORED), ("forecast_values", (*STORED, "valid_day"))):
-            frame = pd.read_sql(f"SELECT {', '.join(key)} FROM {table}", conn)
-            stored[table] = frame.sort_values(list(key)).reset_index(drop=True)
+        frame = pd.read_sql(f"SELECT {', '.join(STORED)} FROM indicator_values", conn)
+        stored["indicator_values"] = frame.sort_values(list(STORED)).reset_index(drop=True)
+    key = [*STORED, "valid_day"]
+    frame = stored_forecast_values(store)[key]
+    stored["forecast_values"] = frame.sort_values(key).reset_index(drop=True)
     engine.dispose()
     return stored, lazy
 
