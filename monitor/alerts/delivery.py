@@ -32,7 +32,6 @@ from email.utils import parseaddr
 
 import httpx
 from sqlalchemy import delete, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 import indicators
@@ -43,7 +42,7 @@ from monitor.alerts.cap import utc
 from monitor.alerts.episodes import forecast_facts
 from monitor.settings import Settings
 from monitor.store.delivery_tables import AlertDeliveryMarkRow, AlertDeliveryRow, SubscriptionOptionsRow
-from monitor.store.repository import Store, new_id, utcnow
+from monitor.store.repository import Store, insert_for, new_id, utcnow
 from monitor.store.tables import AlertRow, SiteRow, SubscriptionRow
 from sites import SiteNotFoundError
 
@@ -89,11 +88,6 @@ class DispatchReport:
     waiting: int = 0  # e-mails left pending because no SMTP server is configured
     sent: int = 0  # webhook POSTs and e-mails that went out (a digest is one)
     errors: list[str] = field(default_factory=list)
-
-
-def _insert(session: Session, table):
-    name = session.get_bind().dialect.name
-    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
 
 
 def unsubscribe_url(base_url: str, token: str) -> str:
@@ -359,12 +353,12 @@ def enqueue(
                 )
         table = AlertDeliveryRow.__table__
         for i in range(0, len(values), _BATCH):
-            stmt = _insert(session, table).values(values[i : i + _BATCH])
+            stmt = insert_for(session, table).values(values[i : i + _BATCH])
             stmt = stmt.on_conflict_do_nothing(index_elements=["subscription_id", "alert_id", "sequence"])
             written += session.execute(stmt).rowcount or 0
     mark_table = marks.__table__
     for i in range(0, len(alerts), _BATCH):
-        stmt = _insert(session, mark_table).values(
+        stmt = insert_for(session, mark_table).values(
             [{"alert_id": a.id, "sequence": a.sequence, "updated_at": now} for a in alerts[i : i + _BATCH]]
         )
         stmt = stmt.on_conflict_do_update(

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from indicators import LEVEL_CODES, IndicatorSpec, Thresholds, level_name
-from monitor.store.repository import new_id, utcnow
+from monitor.store.repository import driver_values, execute_columns, insert_for, new_id, utcnow
 from monitor.store.tables import AlertCursorRow, AlertEventRow, AlertRow
 from sites import SiteSet
 
@@ -161,33 +161,33 @@ def evaluate(
                     resolve_episode(session, alert, row.period_start, now)
                     del active[site_id]
                     alert = None
-    _advance_cursors(session, spec.id, rule.kind, lasts, cursors)
+    _advance_cursors(session, spec.id, rule.kind, lasts)
     return raised
 
 
-def _advance_cursors(
-    session: Session, indicator_id: str, kind: str, lasts: pd.Series, known: Mapping
-) -> None:
-    """Set the cursors of (site, indicator, kind) to the newest judged period: two executemany
-    statements (insert the new ones, update the others) instead of one ORM object per site."""
+def _advance_cursors(session: Session, indicator_id: str, kind: str, lasts: pd.Series) -> None:
+    """Set the cursors of (site, indicator, kind) to the newest judged period (`lasts`, by site): one
+    upsert run by the driver on columns (`execute_columns` on SQLite, batches elsewhere), instead of one
+    parameter dict per site, which cost a fifth of the alert step at 100,000 sites."""
     table = AlertCursorRow.__table__
-    new, moved = [], []
-    for site_id, last in lasts.items():
-        day = pd.Timestamp(last).date()
-        if site_id in known:
-            moved.append({"b_site": site_id, "b_last": day})
-        else:
-            new.append({"site_id": site_id, "indicator_id": indicator_id, "kind": kind, "last_period": day})
-    if new:
-        session.execute(insert(table), new)
-    if moved:
-        c = table.c
-        session.execute(
-            update(table)
-            .where(c.site_id == bindparam("b_site"), c.indicator_id == indicator_id, c.kind == kind)
-            .values(last_period=bindparam("b_last")),
-            moved,
-        )
+    stmt = insert_for(session, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["site_id", "indicator_id", "kind"], set_={"last_period": stmt.excluded.last_period}
+    )
+    n = len(lasts)
+    columns = {
+        "site_id": driver_values(pd.Series(lasts.index, dtype=object)),
+        "indicator_id": [indicator_id] * n,
+        "kind": [kind] * n,
+        "last_period": driver_values(pd.Series(pd.to_datetime(lasts.to_numpy()))),
+    }
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        execute_columns(conn, stmt, table, columns)
+        return
+    rows = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    for i in range(0, n, 20_000):
+        conn.execute(stmt, rows[i : i + 20_000])
 
 
 def float_or_none(value) -> float | None:

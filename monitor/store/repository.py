@@ -75,7 +75,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:20]}"
 
 
-def _insert(session: Session, table):
+def insert_for(session: Session, table):
     """The dialect's INSERT that supports ON CONFLICT (SQLite and PostgreSQL both do)."""
     name = session.get_bind().dialect.name
     return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
@@ -309,7 +309,7 @@ class Store:
         now = utcnow()
         table = IndicatorValueRow.__table__
         written = 0
-        stmt = _insert(session, table)
+        stmt = insert_for(session, table)
         ex = stmt.excluded
         changed = (
             table.c.value.is_distinct_from(ex.value)
@@ -433,7 +433,7 @@ class Store:
         table = WatermarkRow.__table__
         now = utcnow()
         common = {"source": source, "last_day": last_day, "product_version": version, "updated_at": now}
-        stmt = _insert(session, table)  # executemany in batches: one VALUES list would overflow SQLite's
+        stmt = insert_for(session, table)  # executemany in batches: one VALUES list would overflow SQLite's
         ex = stmt.excluded  # bound-parameter limit at 100,000 sites, and compiles slowly long before
         stmt = stmt.on_conflict_do_update(
             index_elements=["source", "site_id"],
