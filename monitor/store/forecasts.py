@@ -13,7 +13,7 @@ import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -276,11 +276,11 @@ def _site_ranges(site_ids: np.ndarray, size: int | None = None) -> list[tuple[in
 
 
 def unpack(rows: Iterable) -> list[ForecastValue]:
-    """The forecast values of series rows (`ForecastSeriesRow` or rows with its columns), point by point."""
+    """The forecast values of `ForecastSeriesRow`s, point by point (`issued` comes back aware, in UTC)."""
     out = []
     for row in rows:
         points = json.loads(row.points)
-        head = (row.source, row.site_id, row.indicator_id, _utc(row.issued), row.freq, row.indicator_version)
+        head = (row.source, row.site_id, row.indicator_id, row.issued, row.freq, row.indicator_version)
         tail = (row.product, row.product_version, bool(row.synthetic))
         for day, lead, start, value, level, material in zip(*(points[c] for c in POINT_COLUMNS), strict=True):
             out.append(
@@ -296,11 +296,6 @@ def unpack(rows: Iterable) -> list[ForecastValue]:
                 )
             )
     return out
-
-
-def _utc(moment: datetime) -> datetime:
-    """An aware UTC datetime (SQLite gives naive UTC datetimes back)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def forecast_values(
