@@ -11,15 +11,15 @@ from monitor.store.repository import Store
 from monitor.store.variables import VariableStore
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     return request.app.state.store
 
 
-def get_variables(request: Request) -> VariableStore:
+async def get_variables(request: Request) -> VariableStore:
     return request.app.state.variables
 
 

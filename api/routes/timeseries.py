@@ -36,6 +36,7 @@ import xarray as xr
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import Integer, String, cast, func, select, type_coerce
+from starlette.concurrency import run_in_threadpool
 
 import indicators
 from api.auth import ReaderDep
@@ -167,6 +168,62 @@ def _selection(site_ids: list[str], indicator_ids: list[str], start: date | None
     return conditions
 
 
+@lru_cache(maxsize=4096)
+def _hot_sql(
+    paramstyle: str, columns: str, sites: int, indicators_: int, start: bool, end: bool, tail: str
+) -> str:
+    """`SELECT columns FROM indicator_values WHERE <the selection> tail`, with the driver's placeholders."""
+    mark = "?" if paramstyle == "qmark" else "%s"
+    where = [
+        f"site_id IN ({', '.join([mark] * sites)})",
+        f"indicator_id IN ({', '.join([mark] * indicators_)})",
+    ]
+    where += [f"period_start >= {mark}"] * start + [f"period_start <= {mark}"] * end
+    return f"SELECT {columns} FROM indicator_values WHERE {' AND '.join(where)} {tail}"
+
+
+def _driver_rows(
+    store, columns: str, site_ids: list[str], indicator_ids: list[str], start, end, tail: str
+) -> list[tuple]:
+    """Rows of `_hot_sql` as the driver's own tuples, read on its cursor.
+
+    The JSON time-series responses are the API's hottest path: their two queries skip building a
+    statement and a Row per result row, which cost as much as SQLite's work on a series of a thousand
+    points. Values come as the driver gives them: on SQLite, dates and timestamps as ISO text."""
+    dialect = store.engine.dialect
+    sql = _hot_sql(
+        dialect.paramstyle, columns, len(site_ids), len(indicator_ids), bool(start), bool(end), tail
+    )
+    as_text = dialect.name == "sqlite"  # dates are stored as ISO text there; the driver would warn on date
+    bounds = [d.isoformat() if as_text else d for d in (start, end) if d]
+    with store.engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(sql, [*site_ids, *indicator_ids, *bounds])
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
+
+def _as_date(value) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _as_utc(value) -> datetime:
+    """A stored timestamp as the driver gives it (ISO text on SQLite), aware in UTC."""
+    stamp = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp
+
+
+#: Per (site, indicator) of a selection: its combination of indicator, source, product and versions when
+#: its rows share one (min = max), the newest computed_at, the row count and the first and last period.
+_SERIES_STATS = (
+    "indicator_id, min(source), max(source), min(product), max(product), min(product_version), "
+    "max(product_version), min(indicator_version), max(indicator_version), max(CAST(synthetic AS INTEGER)), "
+    "max(computed_at), count(*), min(period_start), max(period_start)"
+)
+
+
 @dataclass(frozen=True)
 class Provenance:
     """Where the selected rows come from and when they last changed, read with one GROUP BY query before
@@ -194,33 +251,31 @@ def _provenance_groups(
     """Per (indicator, source, product, product_version, indicator_version): max synthetic, newest
     computed_at, row count, first and last period_start of the selected rows.
 
-    Every query here groups or orders by (site, indicator) first, so SQLite walks the unique key (site,
-    indicator, period) with or without table statistics. Grouped by indicator first, or unordered, it
-    reads every site's rows of these indicators through the (indicator, period) index instead: 3× slower
-    at 14 sites, and growing with their number. When each indicator's rows share one source, product and
-    versions (the common case), the groups are that combination with the per-(site, indicator)
-    aggregates merged: a plain GROUP BY over the text columns sorts every row by them, at 3× the cost.
-    Otherwise that exact GROUP BY runs."""
+    One pass grouped by (site, indicator), the unique key's order: SQLite walks that index with or without
+    table statistics, and sorts nothing. Grouped by indicator first, or unordered, it would read every
+    site's rows of these indicators through the (indicator, period) index instead: 3× slower at 14 sites,
+    and growing with their number. When each series' rows share one source, product and versions (the
+    common case: min = max for each), those are its group, merged over sites. Otherwise the exact GROUP BY
+    over the text columns runs, which sorts every row by them, at 3× the cost."""
+    stats = _driver_rows(
+        store, _SERIES_STATS, site_ids, indicator_ids, start, end, "GROUP BY site_id, indicator_id"
+    )
+    if all(r[1] == r[2] and r[3] == r[4] and r[5] == r[6] and r[7] == r[8] for r in stats):
+        return _merged(
+            [r[0], r[1], r[3], r[5], r[7], r[9], _as_utc(r[10]), r[11], _as_date(r[12]), _as_date(r[13])]
+            for r in stats
+        )
     t = IndicatorValueRow.__table__
-    where = _selection(site_ids, indicator_ids, start, end)
     keys = (t.c.indicator_id, t.c.source, t.c.product, t.c.product_version, t.c.indicator_version)
-    synthetic = cast(t.c.synthetic, Integer)  # PostgreSQL has no max(boolean)
-    aggregates = (
+    exact = select(
+        *keys,
+        func.max(cast(t.c.synthetic, Integer)),  # PostgreSQL has no max(boolean)
         func.max(t.c.computed_at),
         func.count(),
         func.min(t.c.period_start),
         func.max(t.c.period_start),
-    )
+    ).where(*_selection(site_ids, indicator_ids, start, end))
     with store.engine.connect() as conn:
-        distinct = select(t.c.site_id, *keys, synthetic).where(*where).distinct()
-        combos = {tuple(c[1:]) for c in conn.execute(distinct.order_by(t.c.site_id, t.c.indicator_id))}
-        per_indicator = {c[0]: c for c in combos}
-        if len(per_indicator) == len(combos):
-            stats = conn.execute(
-                select(t.c.indicator_id, *aggregates).where(*where).group_by(t.c.site_id, t.c.indicator_id)
-            ).all()
-            return _merged([*per_indicator[ind], *rest] for ind, *rest in stats)
-        exact = select(*keys, func.max(synthetic), *aggregates).where(*where)
         return _merged(conn.execute(exact.group_by(t.c.site_id, *keys)).all())
 
 
@@ -347,22 +402,18 @@ def read_points(
 
     The JSON responses are the API's hottest path and most series are short, so this reads only these
     columns and builds no DataFrame unless a resample asks for one."""
-    t = IndicatorValueRow.__table__
     # every string column costs SQLite and the driver a new str per row: the site and indicator ids are
     # read only when the rows must be told apart, the material only when asked for or resampled
     single = len(site_ids) == 1 and len(specs) == 1
-    keys = () if single else (t.c.indicator_id, t.c.site_id)
-    columns = [type_coerce(t.c.period_start, String), t.c.value, t.c.level]
+    keys = () if single else ("indicator_id", "site_id")
+    columns = ["period_start", "value", "level"]
     with_material = material or resample is not None
     if with_material:
-        columns.append(t.c.material)
-    q = (
-        select(*keys, *columns)
-        .where(*_selection(site_ids, [s.id for s in specs], start, end))
-        .order_by(t.c.site_id, t.c.indicator_id, t.c.period_start)  # the unique key's order: no sort
+        columns.append("material")
+    order = "ORDER BY site_id, indicator_id, period_start"  # the unique key's order: no sort
+    rows = _driver_rows(
+        store, ", ".join((*keys, *columns)), site_ids, [s.id for s in specs], start, end, order
     )
-    with store.engine.connect() as conn:
-        rows = conn.execute(q).all()
     # column-wise from here: one transpose, runs of (indicator, site) found by numpy, lists sliced
     transposed = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in (*keys, *columns)]
     data = transposed[len(keys) :]
@@ -653,6 +704,21 @@ def _export(
     return StreamingResponse(stream_csv(table), media_type="text/csv; charset=utf-8", headers=headers)
 
 
+#: JSON answers of at most this many series are built on the event loop (see `_answer`).
+INLINE_SERIES = 16
+
+
+async def _answer(work: Callable[[], Response], inline: bool) -> Response:
+    """`work()`: the queries and the answer of a request, run on the event loop when `inline`, else in the
+    thread pool.
+
+    A JSON answer of a few series is the API's most frequent request and takes a few milliseconds, mostly
+    interpreter time: handing it to a worker thread and back cost about as much again, and under load
+    the threads and the event loop contend for the interpreter lock. Exports and answers of many series
+    can take far longer, so they leave the event loop free."""
+    return work() if inline else await run_in_threadpool(work)
+
+
 def _check_period(start, end) -> None:
     if start and end and start > end:
         raise ProblemError(422, "start must not be after end", errors=[{"field": "query.start"}])
@@ -663,7 +729,7 @@ def _check_period(start, end) -> None:
     summary="Time series of many indicators at many sites",
     responses=SUCCESS,
 )
-def read_many(
+async def read_many(
     request: Request,
     store: StoreDep,
     _: ReaderDep,
@@ -695,64 +761,71 @@ def read_many(
     _check_period(start, end)
     site_ids = _split(sites, "sites", MAX_SITES)
     specs = {i: indicators.get(i) for i in _split(indicators_, "indicators", 200)}
-    site_set = store.site_set(site_ids)
-    site_list = [site_set[i] for i in site_ids]
     fmt = negotiate(request, format)
-    provenance = read_provenance(store, site_ids, list(specs), start, end)
 
-    def body() -> dict:
-        points = read_points(store, site_ids, list(specs.values()), start, end, resample, material=False)
-        series = []
-        for ind, cols in points.items():
-            spec = specs[ind]
-            freq = effective_freq(spec, resample)
-            rows_of = {site_id: range(a, b) for (site_id,), a, b in _runs(cols["site_id"])}
-            starts, ends, values, levels = (cols[c] for c in ("period_start", "period_end", "value", "level"))
-            for site in site_list:
-                series.append(
-                    {
-                        "site": site.id,
-                        "site_name": site.name,
-                        "indicator": ind,
-                        "units": spec.units,
-                        "freq": freq,
-                        "points": [
-                            {
-                                "period_start": starts[i],
-                                "period_end": ends[i],
-                                "value": values[i],
-                                "level": levels[i],
-                            }
-                            for i in rows_of.get(site.id, ())
-                        ],
-                    }
+    def answer() -> Response:
+        labels = store.site_labels(site_ids)
+        provenance = read_provenance(store, site_ids, list(specs), start, end)
+
+        def body() -> dict:
+            points = read_points(store, site_ids, list(specs.values()), start, end, resample, material=False)
+            series = []
+            for ind, cols in points.items():
+                spec = specs[ind]
+                freq = effective_freq(spec, resample)
+                rows_of = {site_id: range(a, b) for (site_id,), a, b in _runs(cols["site_id"])}
+                starts, ends, values, levels = (
+                    cols[c] for c in ("period_start", "period_end", "value", "level")
                 )
-        return {
-            "sites": site_ids,
-            "indicators": [
-                {
-                    "id": s.id,
-                    "title": s.title,
-                    "units": s.units,
-                    "freq": effective_freq(s, resample),
-                    "aggregation": aggregation(s),
-                    "version": s.version,
-                }
-                for s in specs.values()
-            ],
-            "resample": resample,
-            "level_aggregation": "max",
-            "source": provenance.sources or None,
-            "synthetic": provenance.synthetic,
-            "attribution": provenance.attribution,
-            "series": series,
-        }
+                for site in labels.values():
+                    series.append(
+                        {
+                            "site": site.id,
+                            "site_name": site.name,
+                            "indicator": ind,
+                            "units": spec.units,
+                            "freq": freq,
+                            "points": [
+                                {
+                                    "period_start": starts[i],
+                                    "period_end": ends[i],
+                                    "value": values[i],
+                                    "level": levels[i],
+                                }
+                                for i in rows_of.get(site.id, ())
+                            ],
+                        }
+                    )
+            return {
+                "sites": site_ids,
+                "indicators": [
+                    {
+                        "id": s.id,
+                        "title": s.title,
+                        "units": s.units,
+                        "freq": effective_freq(s, resample),
+                        "aggregation": aggregation(s),
+                        "version": s.version,
+                    }
+                    for s in specs.values()
+                ],
+                "resample": resample,
+                "level_aggregation": "max",
+                "source": provenance.sources or None,
+                "synthetic": provenance.synthetic,
+                "attribution": provenance.attribution,
+                "series": series,
+            }
 
-    def export(headers: dict[str, str]) -> Response:
-        frames = read_frames(store, site_ids, list(specs.values()), start, end, resample)
-        return _export(frames, specs, site_list, fmt, resample, "timeseries", provenance, headers)
+        def export(headers: dict[str, str]) -> Response:
+            frames = read_frames(store, site_ids, list(specs.values()), start, end, resample)
+            site_set = store.site_set(site_ids)
+            sites_ = [site_set[i] for i in site_ids]
+            return _export(frames, specs, sites_, fmt, resample, "timeseries", provenance, headers)
 
-    return _respond(request, provenance, fmt, body, export)
+        return _respond(request, provenance, fmt, body, export)
+
+    return await _answer(answer, inline=fmt == "json" and len(site_ids) * len(specs) <= INLINE_SERIES)
 
 
 @router.get(
@@ -760,7 +833,7 @@ def read_many(
     summary="Time series of one indicator at one site",
     responses={**SUCCESS, 200: {**SUCCESS[200], "model": TimeSeriesPublic}},
 )
-def read_timeseries(
+async def read_timeseries(
     site_id: Annotated[str, Path(description="Site id", examples=["krakow"])],
     request: Request,
     store: StoreDep,
@@ -773,42 +846,53 @@ def read_timeseries(
 ) -> Response:
     """Values, risk levels, units, provenance and attribution of one indicator at one site."""
     spec = indicators.get(indicator)
-    site = store.get_site(site_id)
     _check_period(start, end)
     fmt = negotiate(request, format)
     freq = effective_freq(spec, resample)
-    provenance = read_provenance(store, [site_id], [indicator], start, end)
 
-    def body() -> dict:
-        cols = read_points(store, [site_id], [spec], start, end, resample)[indicator]
-        latest = provenance.latest.get(indicator, {})
-        return {
-            "site": site_id,
-            "site_name": site.name,
-            "indicator": indicator,
-            "title": spec.title,
-            "units": spec.units,
-            "freq": freq,
-            "indicator_version": latest.get("indicator_version", spec.version),
-            "levels": spec.thresholds_for(None, site.thresholds.get(indicator)).as_dict(),
-            "source": latest.get("source"),
-            "product": latest.get("product"),
-            "product_version": latest.get("product_version"),
-            "synthetic": provenance.synthetic,
-            "attribution": provenance.attribution,
-            "points": [
-                {"period_start": s, "period_end": e, "value": v, "level": lv, "material": m}
-                for s, e, v, lv, m in zip(
-                    *(cols[c] for c in ("period_start", "period_end", "value", "level", "material")),
-                    strict=True,
-                )
-            ],
-        }
+    def answer() -> Response:
+        site = store.site_labels([site_id])[site_id]
+        provenance = read_provenance(store, [site_id], [indicator], start, end)
 
-    def export(headers: dict[str, str]) -> Response:
-        frames = read_frames(store, [site_id], [spec], start, end, resample)
-        return _export(
-            frames, {indicator: spec}, [site], fmt, resample, f"{site_id}_{indicator}", provenance, headers
-        )
+        def body() -> dict:
+            cols = read_points(store, [site_id], [spec], start, end, resample)[indicator]
+            latest = provenance.latest.get(indicator, {})
+            return {
+                "site": site_id,
+                "site_name": site.name,
+                "indicator": indicator,
+                "title": spec.title,
+                "units": spec.units,
+                "freq": freq,
+                "indicator_version": latest.get("indicator_version", spec.version),
+                "levels": spec.thresholds_for(None, site.thresholds.get(indicator)).as_dict(),
+                "source": latest.get("source"),
+                "product": latest.get("product"),
+                "product_version": latest.get("product_version"),
+                "synthetic": provenance.synthetic,
+                "attribution": provenance.attribution,
+                "points": [
+                    {"period_start": s, "period_end": e, "value": v, "level": lv, "material": m}
+                    for s, e, v, lv, m in zip(
+                        *(cols[c] for c in ("period_start", "period_end", "value", "level", "material")),
+                        strict=True,
+                    )
+                ],
+            }
 
-    return _respond(request, provenance, fmt, body, export)
+        def export(headers: dict[str, str]) -> Response:
+            frames = read_frames(store, [site_id], [spec], start, end, resample)
+            return _export(
+                frames,
+                {indicator: spec},
+                [store.get_site(site_id)],
+                fmt,
+                resample,
+                f"{site_id}_{indicator}",
+                provenance,
+                headers,
+            )
+
+        return _respond(request, provenance, fmt, body, export)
+
+    return await _answer(answer, inline=fmt == "json")

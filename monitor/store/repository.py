@@ -192,6 +192,25 @@ class UpsertCounts:
 
 
 @dataclass(frozen=True)
+class KeyGrant:
+    """What a live API key grants: its id, role and (for managers) the sites it may change."""
+
+    id: str
+    role: str
+    site_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class SiteLabel:
+    """A site's id, name and per-indicator threshold overrides: what a series names, without decoding its
+    geometry or validating a whole `Site`."""
+
+    id: str
+    name: str
+    thresholds: dict
+
+
+@dataclass(frozen=True)
 class NewApiKey:
     """A freshly created key: `secret` is shown once and never stored."""
 
@@ -291,6 +310,23 @@ class Store:
             if site_id not in site_set:
                 raise SiteNotFoundError(site_id)
         return site_set.subset(ids)
+
+    def site_labels(self, ids: Sequence[str]) -> dict[str, SiteLabel]:
+        """`SiteLabel`s of these sites by id, in the order asked; an unknown id raises SiteNotFoundError."""
+        wanted = list(dict.fromkeys(ids))
+        t = SiteRow.__table__
+        with self.engine.connect() as conn:
+            found = {
+                r.id: SiteLabel(r.id, r.name, dict(r.thresholds or {}))
+                for i in range(0, len(wanted), _BATCH)
+                for r in conn.execute(
+                    select(t.c.id, t.c.name, t.c.thresholds).where(t.c.id.in_(wanted[i : i + _BATCH]))
+                )
+            }
+        for site_id in wanted:
+            if site_id not in found:
+                raise SiteNotFoundError(site_id)
+        return {site_id: found[site_id] for site_id in wanted}
 
     def delete_site(self, site_id: str) -> None:
         with self.session.begin() as s:
@@ -596,13 +632,17 @@ class Store:
             )
             return bool(res.rowcount)
 
-    def verify_key(self, secret: str) -> ApiKeyRow | None:
-        """The live key matching a presented secret, or None."""
-        with self.session() as s:
-            row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_key(secret)))
-            if row is None or row.revoked_at is not None:
-                return None
-            return row
+    def verify_key(self, secret: str) -> KeyGrant | None:
+        """What the live key matching a presented secret grants, or None (unknown or revoked).
+
+        Every authenticated request asks this: one Core select of four columns, no ORM session."""
+        t = ApiKeyRow.__table__
+        q = select(t.c.id, t.c.role, t.c.site_ids, t.c.revoked_at).where(t.c.key_hash == hash_key(secret))
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        return KeyGrant(id=row.id, role=row.role, site_ids=frozenset(row.site_ids or ()))
 
     # ---- API additions (sites with property filters, per-site upsert status) ----------------------
     def find_sites(

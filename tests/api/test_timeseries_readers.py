@@ -4,6 +4,8 @@ with the rows it summarises. Run on PostgreSQL too (CI's second database)."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -111,3 +113,37 @@ def test_rows_stored_with_either_timestamp_text_are_read_together(store):
     stamps = frame.groupby("site_id")["computed_at"].first()
     assert str(stamps["s0"]) == "2025-03-01 10:00:00+00:00"
     assert stamps["s1"].tzinfo is not None and stamps["s1"] > stamps["s0"]
+
+
+def test_provenance_groups_equal_the_rows_grouped(store):
+    """The one-pass groups (series sharing one source and versions) and the exact GROUP BY (a series that
+    changed source) both equal the selected rows grouped by pandas, with the same types."""
+    from api.routes.timeseries import _provenance_groups, read_series
+
+    days = _two_sources(store)
+    keys = ["indicator_id", "source", "product", "product_version", "indicator_version"]
+    for sites, inds, start in (
+        (["s0", "s1"], ["hot_days"], None),  # uniform: one pass
+        (["s1"], ["hot_days"], None),
+        (["s0", "s1"], ["fire_weather_index", "hot_days"], None),  # fire weather changed source: exact
+        (["s0"], ["fire_weather_index"], days[20].date()),  # after the change: uniform again
+    ):
+        rows = read_series(store, sites, inds, start, None)
+        expected = (
+            rows.groupby(keys)
+            .agg(
+                synthetic=("synthetic", "max"),
+                newest=("computed_at", "max"),
+                rows=("value", "size"),
+                first=("period_start", "min"),
+                last=("period_start", "max"),
+            )
+            .reset_index()
+        )
+        expected = sorted(
+            [*r[:5], int(r[5]), r[6].to_pydatetime(), r[7], r[8], r[9]]
+            for r in expected.itertuples(index=False)
+        )
+        groups = sorted(_provenance_groups(store, sites, inds, start, None))
+        assert [[*g[:5], int(g[5]), *g[6:]] for g in groups] == expected
+        assert all(g[6].tzinfo is not None and isinstance(g[8], date) for g in groups)
