@@ -18,7 +18,11 @@ PLAN = {
     "extraction": (extraction.main, [], ["--sites", "200", "--loop-sites", "20"]),
     "api": (api_load.main, [], ["--rate", "20", "--duration", "2", "--years", "1"]),
     "refresh": (refresh.main, [], ["--sites", "100", "--history-days", "3", "--repeat", "2"]),
-    "scaling": (scaling.main, [], ["--sites", "50", "500", "--years", "1", "--history-days", "3"]),
+    "scaling": (
+        scaling.main,
+        [],
+        ["--sites", "50", "500", "--years", "1", "--history-days", "3", "--rounds", "2"],
+    ),
 }
 
 

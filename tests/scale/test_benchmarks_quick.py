@@ -55,9 +55,10 @@ def test_scaling_growth_factor():
 
 
 def test_scaling_quick(capsys):
-    figures = scaling.main(["--sites", "20", "200", "--years", "1", "--skip-refresh"])
+    figures = scaling.main(["--sites", "20", "200", "--years", "1", "--skip-refresh", "--rounds", "2"])
     assert len(figures["indicators"]) == len(figures["extraction_warm"]) == 2
-    assert "growth" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "round 2/2, 200 sites" in out and "best of 2 rounds" in out and "growth" in out
 
 
 def test_loadgen_counts_errors_and_non_2xx_and_measures_from_the_due_instant():
