@@ -179,7 +179,8 @@ def _hot_sql(
         f"indicator_id IN ({', '.join([mark] * indicators_)})",
     ]
     where += [f"period_start >= {mark}"] * start + [f"period_start <= {mark}"] * end
-    return f"SELECT {columns} FROM indicator_values WHERE {' AND '.join(where)} {tail}"
+    table = IndicatorValueRow.__tablename__
+    return f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} {tail}"
 
 
 def _driver_rows(
