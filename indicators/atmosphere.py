@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from xclim.core.units import convert_units_to
 from xclim.indices import generic
 
 from indicators.core import (
@@ -41,6 +40,7 @@ from indicators.core import (
     register,
 )
 from indicators.errors import IndicatorInputError
+from indicators.units import convert_units_to
 
 ANNUAL = "YS"
 LIMESTONE = ("limestone", "marble")

@@ -20,19 +20,21 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 import xclim.indices as xci
-from xclim.core.units import convert_units_to, ensure_delta, str2pint, units, units2pint
+from xclim.core.units import ensure_delta, str2pint, units, units2pint
 from xclim.indices import generic
 
 from indicators import kernels
 from indicators.core import IndicatorSpec, Parameter, Reference, Thresholds, register
 from indicators.errors import IndicatorInputError
 from indicators.kernels import days_in_runs
+from indicators.units import convert_units_to
 
 POROUS = ("limestone", "marble", "sandstone", "granite", "brick", "earthen", "plaster")
 STONE = ("limestone", "marble", "sandstone", "granite")
@@ -147,18 +149,19 @@ def _period_labels(time: xr.DataArray, freq: str) -> np.ndarray:
     return time.resample(time=freq).count()["time"].values  # cftime calendars
 
 
-def _per_period(func: Any, freq: str, *inputs: xr.DataArray, **kwargs: Any) -> xr.DataArray:
+def _per_period(func: Any, freq: str, *inputs: xr.DataArray, units: str, **kwargs: Any) -> xr.DataArray:
     """`func(*values, starts=..., **kwargs)` — a kernel reducing (sites, time) arrays to (sites, periods) —
-    applied to `inputs` (same dims) and labelled like `inputs[0].resample(time=freq)`.
+    applied to `inputs` (same dims) and labelled like `inputs[0].resample(time=freq)`, in `units`.
 
     The period starts are computed once from the time axis; a dask-backed input is reduced chunk by chunk
-    over its non-time dims (time must be, or is made, one chunk).
+    over its non-time dims (time must be, or is made, one chunk). The result is a new array with its own
+    attrs (the first input's, with `units`).
     """
     time = inputs[0]["time"]
     labels = _period_labels(time, freq)
     starts = kernels.period_starts(time.values, labels)
     if _in_memory_alike(inputs):
-        return _per_period_in_memory(func, labels, starts, inputs, kwargs)
+        return _per_period_in_memory(func, labels, starts, inputs, kwargs, units)
     out = xr.apply_ufunc(
         _blockwise,
         *inputs,
@@ -173,7 +176,9 @@ def _per_period(func: Any, freq: str, *inputs: xr.DataArray, **kwargs: Any) -> x
     # the new time labels set on the variable's coordinate directly: `assign_coords` would align and copy
     # every other coordinate, half the fixed cost of a call
     out.coords["time"] = xr.Variable("time", labels)
-    return out.transpose(*inputs[0].dims)
+    out = out.transpose(*inputs[0].dims)
+    out.attrs = {**inputs[0].attrs, "units": units}
+    return out
 
 
 def _in_memory_alike(inputs: tuple[xr.DataArray, ...]) -> bool:
@@ -193,29 +198,61 @@ def _in_memory_alike(inputs: tuple[xr.DataArray, ...]) -> bool:
 
 
 def _per_period_in_memory(
-    func: Any, labels: np.ndarray, starts: np.ndarray, inputs: tuple[xr.DataArray, ...], kwargs: dict
+    func: Any,
+    labels: np.ndarray,
+    starts: np.ndarray,
+    inputs: tuple[xr.DataArray, ...],
+    kwargs: dict,
+    units: str,
 ) -> xr.DataArray:
     """`_per_period` of in-memory inputs: the kernel over the arrays, labelled as `apply_ufunc` labels
     them (the inputs' coordinates without time, the period starts, the first input's name and attrs),
     without its alignment and coordinate merging (most of a call's fixed cost)."""
     first = inputs[0]
-    dims = [d for d in first.dims if d != "time"]
-    arrays = [a.transpose(*dims, "time").values for a in inputs]  # views when time is last
+    dims = tuple(d for d in first.dims if d != "time")
+    arrays = [a.variable.transpose(*dims, "time").values for a in inputs]  # views when time is last
     values = _blockwise(*arrays, func=func, n_out=labels.size, starts=starts, **kwargs)
-    coords: dict[str, xr.Variable] = {}
+    out = _labelled(values, (*dims, "time"), inputs, labels, {**first.attrs, "units": units})
+    return out if out.dims == first.dims else out.transpose(*first.dims)
+
+
+def _labelled(
+    values: np.ndarray, dims: tuple, inputs: tuple[xr.DataArray, ...], labels: np.ndarray, attrs: dict
+) -> xr.DataArray:
+    """A DataArray of `values` with the inputs' coordinates that lack time (first input first), their
+    indexes reused as they are, and a new time index of `labels`.
+
+    Built directly from the parts when xarray allows it: the public constructor checks and copies every
+    coordinate again, which costs ten times the rest of the labelling.
+    """
+    variables: dict[str, xr.Variable] = {}
+    indexes: dict[str, Any] = {}
     for da in inputs:
-        for name, coord in da.coords.items():
-            if name not in coords and "time" not in coord.dims:
-                coords[name] = coord.variable
-    coords["time"] = xr.Variable("time", labels)
-    out = xr.DataArray(values, dims=(*dims, "time"), coords=coords, name=first.name, attrs=dict(first.attrs))
-    return out.transpose(*first.dims)
+        da_indexes = da.xindexes
+        for name, variable in da.coords.variables.items():
+            if name not in variables and "time" not in variable.dims:
+                variables[name] = variable
+                if name in da_indexes:
+                    indexes[name] = da_indexes[name]
+    time_index = xr.indexes.PandasIndex(pd.Index(labels), "time")
+    variables.update(time_index.create_variables())
+    indexes["time"] = time_index
+    data = xr.Variable(dims, values, attrs=attrs)
+    construct = getattr(xr.DataArray, "_construct_direct", None)
+    if construct is not None:
+        return construct(data, variables, inputs[0].name, indexes)
+    return xr.DataArray(data, coords=xr.Coordinates(variables, indexes=indexes), name=inputs[0].name)
 
 
 def _step_hours(*arrays: xr.DataArray) -> float:
     """Hours between time steps (the median step), the same for every input; 24 for a single step."""
     steps = set()
+    measured: list[Any] = []  # the time indexes already measured (one cube's inputs share one)
     for da in arrays:
+        index = da.xindexes.get("time")
+        if index is not None and any(index is other for other in measured):
+            continue
+        measured.append(index)
         time = da["time"].values
         if time.size < 2:
             steps.add(24.0)
@@ -237,6 +274,7 @@ def _require_daily(*arrays: xr.DataArray) -> None:
         raise IndicatorInputError("needs daily inputs")
 
 
+@lru_cache(maxsize=64)
 def _temperature_difference(value: str) -> float:
     """A temperature difference in K (= °C): '15 K', '15 delta_degC' and also '15 degC' mean 15 K."""
     q = str2pint(value)
@@ -323,8 +361,7 @@ def freeze_thaw_cycles(
     """
     tmax = convert_units_to(tasmax, tasmin)  # xclim's units handling: tasmax and thresh in tasmin's units
     level = convert_units_to(thresh, tasmin)
-    out = _per_period(_crossing_days, freq, tasmin, tmax, thresh=level)
-    return out.assign_attrs(units="days")
+    return _per_period(_crossing_days, freq, tasmin, tmax, units="days", thresh=level)
 
 
 def _crossing_days(low: np.ndarray, high: np.ndarray, starts: np.ndarray, thresh: float) -> np.ndarray:
@@ -347,16 +384,16 @@ def wet_frost_days(
     _require_daily(tasmin, pr)
     tmin = convert_units_to(tasmin, "degC")
     daily = convert_units_to(pr, "mm/d", context="hydro")
-    out = _per_period(
+    return _per_period(
         _wet_frost_days,
         freq,
         tmin,
         daily,
+        units="days",
         thresh=convert_units_to(thresh, "degC"),
         pr_thresh=convert_units_to(pr_thresh, "mm/d", context="hydro"),
         window=int(window),
     )
-    return out.assign_attrs(units="days")
 
 
 def _wet_frost_days(
@@ -452,8 +489,8 @@ def time_of_wetness(
 def max_1day_precipitation(pr: xr.DataArray, freq: str = "MS") -> xr.DataArray:
     """Rx1day: the largest one-day precipitation total of each period, in mm."""
     daily = convert_units_to(pr, "mm/d", context="hydro")
-    out = _per_period(_period_max, freq, daily)  # xclim's max_1day_precipitation_amount, vectorised
-    return out.assign_attrs(units="mm")  # one day's total
+    # xclim's max_1day_precipitation_amount, vectorised; one day's total in mm
+    return _per_period(_period_max, freq, daily, units="mm")
 
 
 def _period_max(values: np.ndarray, starts: np.ndarray, window: int = 1) -> np.ndarray:
@@ -467,8 +504,7 @@ def max_5day_precipitation(pr: xr.DataArray, freq: str = "MS") -> xr.DataArray:
     A 5-day window with a missing day is not a total (xclim sums with skipna=False).
     """
     daily = convert_units_to(pr, "mm/d", context="hydro")  # × 1 day: the 5-day sum is in mm
-    out = _per_period(_period_max, freq, daily, window=5)  # xclim's max_n_day_precipitation_amount
-    return out.assign_attrs(units="mm")
+    return _per_period(_period_max, freq, daily, units="mm", window=5)  # max_n_day_precipitation_amount
 
 
 def _wet_day_threshold(
@@ -598,7 +634,7 @@ def scheffer_decay_index(tas: xr.DataArray, pr: xr.DataArray, wet_thresh: str = 
 def hot_days(tasmax: xr.DataArray, thresh: str = "30 degC", freq: str = "MS") -> xr.DataArray:
     """Days per period with daily maximum temperature above `thresh`."""
     level = convert_units_to(thresh, tasmax)  # xclim's tx_days_above: the threshold in the data's units
-    return _per_period(_days_above, freq, tasmax, thresh=level).assign_attrs(units="days")
+    return _per_period(_days_above, freq, tasmax, units="days", thresh=level)
 
 
 def _days_above(values: np.ndarray, starts: np.ndarray, thresh: float, op: str = ">") -> np.ndarray:
@@ -640,8 +676,7 @@ def thermal_stress_days(
     """Days with a daily temperature range tasmax − tasmin >= `thresh` (a temperature difference)."""
     _require_daily(tasmax, tasmin)
     tmax, tmin = convert_units_to(tasmax, "degC"), convert_units_to(tasmin, "degC")
-    out = _per_period(_range_days, freq, tmax, tmin, thresh=_temperature_difference(thresh))
-    return out.assign_attrs(units="days")
+    return _per_period(_range_days, freq, tmax, tmin, units="days", thresh=_temperature_difference(thresh))
 
 
 def _range_days(tmax: np.ndarray, tmin: np.ndarray, starts: np.ndarray, thresh: float) -> np.ndarray:

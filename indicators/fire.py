@@ -26,11 +26,12 @@ import numpy as np
 import pint
 import xarray as xr
 from numba import njit
-from xclim.core.units import convert_units_to, units2pint
+from xclim.core.units import units2pint
 
 from indicators.core import IndicatorSpec, Parameter, Reference, Thresholds, register
 from indicators.emergency import EFFIS
 from indicators.errors import IndicatorInputError
+from indicators.units import convert_units_to
 
 #: The six codes, in the order of the output Dataset, with their xclim names and long names.
 CODES: dict[str, tuple[str, str]] = {

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pint
 import xarray as xr
-from xclim.core.units import convert_units_to
 
 from indicators.core import CategoryLevels, IndicatorSpec, Parameter, Reference, register
 from indicators.errors import IndicatorInputError
+from indicators.units import convert_units_to
 
 #: Return periods (years) of the GloFAS flood thresholds, in increasing order.
 RETURN_PERIODS = (2, 5, 20)

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 import numpy as np
 import pint
 import xarray as xr
-from xclim.core.units import convert_units_to
 
 from indicators.core import IndicatorSpec, Parameter, Reference, Thresholds, register
 from indicators.errors import IndicatorInputError
+from indicators.units import convert_units_to
 
 #: Materials whose fabric roots and woody growth damage (root wedging in joints, moisture retention).
 MASONRY = ("limestone", "marble", "sandstone", "granite", "brick", "earthen", "plaster")

@@ -222,21 +222,30 @@ def test_float32_maxima_through_integer_keys_equal_the_float_comparison_kernel(s
     assert ours.dtype == np.float64
 
 
-def test_in_memory_period_reductions_are_labelled_as_apply_ufunc_labels_them():
-    """The in-memory path of `_per_period` gives what the `apply_ufunc` path gives (values, dims, coords),
-    whatever the dim order; inputs that need aligning, and dask inputs, take the `apply_ufunc` path."""
+def test_in_memory_period_reductions_are_labelled_as_apply_ufunc_labels_them(monkeypatch):
+    """The in-memory path of `_per_period` gives what the `apply_ufunc` path gives (values, dims, coords,
+    attrs), whatever the dim order, also when xarray offers no direct constructor; the result's attrs are
+    its own; inputs that need aligning, and dask inputs, take the `apply_ufunc` path."""
     from indicators import climate
 
     rng = np.random.default_rng(5)
     ds = cube(rng.uniform(-5, 5, (3, 400)), rng.uniform(-5, 10, (3, 400)))
     ds = ds.assign_coords(lat=("site", [45.0, 46.0, 47.0]), step=("time", np.arange(400)))
-    kwargs = {"thresh": 0.0}
+    ds.tasmin.attrs["note"] = "kept"
+    kwargs = {"units": "days", "thresh": 0.0}
     for a, b in ((ds.tasmin, ds.tasmax), (ds.tasmin.T, ds.tasmax.T)):
         assert climate._in_memory_alike((a, b))
         eager = climate._per_period(climate._crossing_days, "MS", a, b, **kwargs)
         lazy = climate._per_period(climate._crossing_days, "MS", a.chunk(), b.chunk(), **kwargs).compute()
         xr.testing.assert_identical(eager, lazy)
         assert eager.dims == a.dims and "step" not in eager.coords and "lat" in eager.coords
+        assert eager.attrs == {**a.attrs, "units": "days"} and eager.xindexes["site"] is a.xindexes["site"]
+        eager.attrs["units"] = "changed"
+        assert a.attrs["units"] == "degC" and ds.tasmin.attrs["units"] == "degC"
+    direct = climate._per_period(climate._crossing_days, "YS", ds.tasmin, ds.tasmax, **kwargs)
+    monkeypatch.delattr(xr.DataArray, "_construct_direct", raising=False)
+    public = climate._per_period(climate._crossing_days, "YS", ds.tasmin, ds.tasmax, **kwargs)
+    xr.testing.assert_identical(direct, public)
     shifted = ds.tasmax.assign_coords(site=["s1", "s0", "s2"])
     assert not climate._in_memory_alike((ds.tasmin, shifted))
     assert not climate._in_memory_alike((ds.tasmin, ds.tasmax.chunk()))
