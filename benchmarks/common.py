@@ -46,6 +46,25 @@ def timed(func: Callable[[], Any], repeat: int = 1) -> tuple[Any, float]:
     return result, best
 
 
+def timed_together(
+    funcs: dict[str, Callable[[], Any]], rounds: int, runs: dict[str, int] | None = None
+) -> dict[str, tuple[Any, float]]:
+    """Each function's first result and best wall time, the functions run in turn in every round (each
+    `runs[name]` times in a row, 1 by default): every function meets the same moments of a shared
+    machine, so that a slow stretch (a neighbour's burst, a page-cache flush) cannot fall on one side of a
+    ratio only, as it can when one side's runs all come first and take a fraction of a second."""
+    results: dict[str, Any] = {}
+    best = dict.fromkeys(funcs, float("inf"))
+    for _ in range(max(rounds, 1)):
+        for name, func in funcs.items():
+            for _ in range(max((runs or {}).get(name, 1), 1)):
+                t0 = time.perf_counter()
+                result = func()
+                best[name] = min(best[name], time.perf_counter() - t0)
+                results.setdefault(name, result)
+    return {name: (results[name], best[name]) for name in funcs}
+
+
 def european_sites(n: int, half: float = 0.005, seed: int = 0) -> SiteSet:
     """`n` square sites of ±`half` degrees at random places over Europe."""
     rng = np.random.default_rng(seed)

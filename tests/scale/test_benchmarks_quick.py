@@ -20,6 +20,24 @@ def test_every_benchmark_has_a_quick_mode():
     assert set(bench.PLAN) == {"indicators", "extraction", "api", "refresh", "scaling"}
 
 
+def test_timed_together_runs_the_functions_in_turn_and_keeps_each_best():
+    from benchmarks.common import timed_together
+
+    calls: list[str] = []
+
+    def make(name: str):
+        def func():
+            calls.append(name)
+            return len(calls)
+
+        return func
+
+    out = timed_together({"a": make("a"), "b": make("b")}, rounds=3, runs={"a": 2})
+    assert calls == ["a", "a", "b"] * 3
+    assert out["a"][0] == 1 and out["b"][0] == 3  # each one's first result
+    assert all(0 <= t < 1 for _, t in out.values())
+
+
 def test_indicators_quick(capsys):
     indicator_bench.main(bench.PLAN["indicators"][2])
     assert "reduction suite" in capsys.readouterr().out
