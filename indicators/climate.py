@@ -177,8 +177,19 @@ def _per_period(func: Any, freq: str, *inputs: xr.DataArray, units: str, **kwarg
     # every other coordinate, half the fixed cost of a call
     out.coords["time"] = xr.Variable("time", labels)
     out = out.transpose(*inputs[0].dims)
-    out.attrs = {**inputs[0].attrs, "units": units}
+    out.attrs = _output_attrs(inputs[0], units)
     return out
+
+
+#: Attributes of an input that describe its quantity, not a count or total made from it.
+_INPUT_QUANTITY_ATTRS = ("standard_name", "units_metadata")
+
+
+def _output_attrs(first: xr.DataArray, units: str) -> dict[str, Any]:
+    """The attrs of a period output: the first input's, without those naming its quantity, in `units`."""
+    attrs = {k: v for k, v in first.attrs.items() if k not in _INPUT_QUANTITY_ATTRS}
+    attrs["units"] = units
+    return attrs
 
 
 def _in_memory_alike(inputs: tuple[xr.DataArray, ...]) -> bool:
@@ -212,15 +223,16 @@ def _per_period_in_memory(
     dims = tuple(d for d in first.dims if d != "time")
     arrays = [a.variable.transpose(*dims, "time").values for a in inputs]  # views when time is last
     values = _blockwise(*arrays, func=func, n_out=labels.size, starts=starts, **kwargs)
-    out = _labelled(values, (*dims, "time"), inputs, labels, {**first.attrs, "units": units})
+    out = _labelled(values, (*dims, "time"), inputs, labels, _output_attrs(first, units))
     return out if out.dims == first.dims else out.transpose(*first.dims)
 
 
 def _labelled(
     values: np.ndarray, dims: tuple, inputs: tuple[xr.DataArray, ...], labels: np.ndarray, attrs: dict
 ) -> xr.DataArray:
-    """A DataArray of `values` with the inputs' coordinates that lack time (first input first), their
-    indexes reused as they are, and a new time index of `labels`.
+    """A DataArray of `values` with the inputs' coordinates that lack time (first input first: shallow
+    copies, so that editing the output's coordinates leaves the inputs' alone), their indexes reused as
+    they are, and a new time index of `labels`.
 
     Built directly from the parts when xarray allows it: the public constructor checks and copies every
     coordinate again, which costs ten times the rest of the labelling.
@@ -231,7 +243,7 @@ def _labelled(
         da_indexes = da.xindexes
         for name, variable in da.coords.variables.items():
             if name not in variables and "time" not in variable.dims:
-                variables[name] = variable
+                variables[name] = variable.copy(deep=False)
                 if name in da_indexes:
                     indexes[name] = da_indexes[name]
     time_index = xr.indexes.PandasIndex(pd.Index(labels), "time")
