@@ -38,12 +38,7 @@ def machine() -> str:
 def timed(func: Callable[[], Any], repeat: int = 1) -> tuple[Any, float]:
     """The result of `func()` and its wall time in seconds: the best of `repeat` runs (as `timeit` reports),
     so that a page fault or a neighbour's burst in one run does not decide a ratio."""
-    best = float("inf")
-    for _ in range(max(repeat, 1)):
-        t0 = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - t0)
-    return result, best
+    return timed_together({"func": func}, rounds=1, runs={"func": repeat})["func"]
 
 
 def timed_together(

@@ -58,7 +58,7 @@ def convert_units_to(source: Any, target: Any, context: str | None = None) -> An
         return _xclim_convert(source, target, context=context)
     if isinstance(source, str):
         return _quantity(source, target_key, context)
-    source_key = _units_key(source) if isinstance(source, xr.DataArray) else None
+    source_key = _units_key(source)  # a str source has returned above
     if source_key is not None and _same_units(source_key, target_key):
         return source
     return _xclim_convert(source, target, context=context)
