@@ -37,8 +37,8 @@ def test_an_array_in_the_target_units_comes_back_as_it_is():
     assert convert_units_to(pr, "mm/d", context="hydro") is pr
     expected = xclim_convert(pr, "mm/d", context="hydro")
     np.testing.assert_array_equal(convert_units_to(pr, "mm/d", context="hydro").values, expected.values)
-    tasmin = _array([270.0], "K")
-    assert convert_units_to(_array([280.0], "K"), tasmin) is not tasmin
+    tasmax = _array([280.0], "K")
+    assert convert_units_to(tasmax, _array([270.0], "K")) is tasmax  # a DataArray target in the same units
 
 
 @pytest.mark.parametrize(
